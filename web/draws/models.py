@@ -1,0 +1,157 @@
+"""Draws, the entries they collected, their history and announcements."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy.orm import Mapped, mapped_column
+
+from web.base import JSONB, UUIDv7AuditBase, UUIDv7Base, created_at_column, in_list, user_fk
+from web.social.models import PLATFORMS
+
+DRAW_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+DRAW_PLATFORMS = (*PLATFORMS, "list", "multi")
+HISTORY_ACTIONS = ("created", "started", "completed", "failed", "cancelled", "retried")
+EXCLUSION_REASONS = (
+    "duplicate",
+    "blacklisted",
+    "keyword_missing",
+    "too_few_mentions",
+    "too_few_followers",
+    "suspicious",
+    "business_account",
+    "not_liked",
+    "not_following",
+)
+ANNOUNCEMENT_STATUSES = ("draft", "scheduled", "published", "failed")
+
+
+class Draw(UUIDv7AuditBase):
+    __tablename__ = "draws"
+    __table_args__ = (
+        sa.Index("ix_draws_status", "status"),
+        sa.Index("ix_draws_platform", "platform"),
+        sa.Index("ix_draws_created_at", "created_at"),
+        sa.Index("ix_draws_executed_at", "executed_at"),
+        sa.Index("ix_draws_scheduled_at", "scheduled_at"),
+        in_list("status", DRAW_STATUSES, "status_valid"),
+        in_list("platform", DRAW_PLATFORMS, "platform_valid"),
+        sa.CheckConstraint("credits_used >= 0", name="credits_used_not_negative"),
+        sa.CheckConstraint("winners_count >= 1", name="winners_count_positive"),
+        sa.CheckConstraint("alternates_count >= 0", name="alternates_count_not_negative"),
+        sa.CheckConstraint("participants_count >= 0 AND eligible_count >= 0", name="counts_not_negative"),
+    )
+
+    user_id: Mapped[uuid.UUID] = user_fk()
+    social_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("social_accounts.id", ondelete="SET NULL"), index=True
+    )
+    title: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    platform: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    post_id: Mapped[str | None] = mapped_column(sa.String(200))
+    post_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    sources: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=sa.text("'[]'::jsonb")
+    )
+    config: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="pending", server_default="pending")
+    winners_count: Mapped[int] = mapped_column(nullable=False, default=1, server_default="1")
+    alternates_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    winners: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=sa.text("'[]'::jsonb")
+    )
+    alternates: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=sa.text("'[]'::jsonb")
+    )
+    participants_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    eligible_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    progress: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
+    )
+    credits_used: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    commitment: Mapped[str | None] = mapped_column(sa.String(64))
+    secret: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    merkle_root: Mapped[str | None] = mapped_column(sa.String(64))
+    certificate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    certificate_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    video_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    error: Mapped[str | None] = mapped_column(sa.String(1000))
+    scheduled_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    executed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    completed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(128))
+    lease_expires_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    fetch_cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class DrawParticipant(UUIDv7Base):
+    __tablename__ = "draw_participants"
+    __table_args__ = (
+        sa.Index("ix_draw_participants_draw_id_eligible", "draw_id", "is_eligible"),
+        sa.CheckConstraint(
+            "exclusion_reason IS NULL OR exclusion_reason IN ("
+            + ", ".join(f"'{reason}'" for reason in EXCLUSION_REASONS)
+            + ")",
+            name="exclusion_reason_valid",
+        ),
+        sa.CheckConstraint("mentions_count >= 0", name="mentions_not_negative"),
+    )
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True)
+    platform: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    platform_user_id: Mapped[str] = mapped_column(sa.String(128), nullable=False)
+    username: Mapped[str] = mapped_column(sa.String(128), nullable=False)
+    comment_id: Mapped[str | None] = mapped_column(sa.String(128))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    commented_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    mentions_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    followers_count: Mapped[int | None] = mapped_column(sa.BigInteger)
+    is_business: Mapped[bool | None] = mapped_column()
+    is_eligible: Mapped[bool | None] = mapped_column()
+    exclusion_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class DrawHistory(UUIDv7Base):
+    __tablename__ = "draw_history"
+    __table_args__ = (
+        sa.Index("ix_draw_history_action", "action"),
+        in_list("action", HISTORY_ACTIONS, "action_valid"),
+    )
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[uuid.UUID] = user_fk()
+    action: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
+    )
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
+    )
+    created_at: Mapped[datetime.datetime] = created_at_column()
+
+
+class Announcement(UUIDv7AuditBase):
+    __tablename__ = "announcements"
+    __table_args__ = (
+        sa.Index("ix_announcements_status", "status"),
+        sa.Index("ix_announcements_created_at", "created_at"),
+        in_list("status", ANNOUNCEMENT_STATUSES, "status_valid"),
+        sa.CheckConstraint("char_length(content) <= 500", name="content_length"),
+    )
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[uuid.UUID] = user_fk()
+    platform: Mapped[str | None] = mapped_column(sa.String(16))
+    content: Mapped[str] = mapped_column(sa.String(500), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="draft", server_default="draft")
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
+    )
+    scheduled_for: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    published_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))

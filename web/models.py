@@ -1,0 +1,41 @@
+"""Every feature's models, imported once: the one metadata Alembic sees."""
+
+from advanced_alchemy.base import orm_registry
+
+from web.accounts.models import Session, User, UserActivity, VerificationToken
+from web.admin.models import AdminNote, AuditLog, SystemMetric
+from web.billing.models import Payment, StripeCustomer, StripeEvent, StripePrice, StripeProduct, Subscription
+from web.blacklist.models import BlacklistEntry
+from web.credits.models import Credit
+from web.draws.models import Announcement, Draw, DrawHistory, DrawParticipant
+from web.mail import OutboxMessage
+from web.ratelimit import RateLimitHit
+from web.social.models import SocialAccount
+
+metadata = orm_registry.metadata
+
+__all__ = [
+    "AdminNote",
+    "Announcement",
+    "AuditLog",
+    "BlacklistEntry",
+    "Credit",
+    "Draw",
+    "DrawHistory",
+    "DrawParticipant",
+    "OutboxMessage",
+    "Payment",
+    "RateLimitHit",
+    "Session",
+    "SocialAccount",
+    "StripeCustomer",
+    "StripeEvent",
+    "StripePrice",
+    "StripeProduct",
+    "Subscription",
+    "SystemMetric",
+    "User",
+    "UserActivity",
+    "VerificationToken",
+    "metadata",
+]
