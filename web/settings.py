@@ -94,9 +94,13 @@ def load_settings() -> Settings:
     secret_key = os.environ.get("SECRET_KEY", "")
     database_url = os.environ.get("DATABASE_URL") or None
     credentials = {
-        platform: (os.environ[f"{platform.upper()}_CLIENT_ID"], os.environ[f"{platform.upper()}_CLIENT_SECRET"])
+        platform: (
+            os.environ[f"{platform.upper()}_CLIENT_ID"],
+            os.environ[f"{platform.upper()}_CLIENT_SECRET"],
+        )
         for platform in PLATFORMS_WITH_CREDENTIALS
-        if os.environ.get(f"{platform.upper()}_CLIENT_ID") and os.environ.get(f"{platform.upper()}_CLIENT_SECRET")
+        if os.environ.get(f"{platform.upper()}_CLIENT_ID")
+        and os.environ.get(f"{platform.upper()}_CLIENT_SECRET")
     }
     if environment == "production":
         missing = [

@@ -60,7 +60,9 @@ class Draw(UUIDv7AuditBase):
     config: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
     )
-    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="pending", server_default="pending")
+    status: Mapped[str] = mapped_column(
+        sa.String(16), nullable=False, default="pending", server_default="pending"
+    )
     winners_count: Mapped[int] = mapped_column(nullable=False, default=1, server_default="1")
     alternates_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     winners: Mapped[list[dict[str, Any]]] = mapped_column(
@@ -103,7 +105,9 @@ class DrawParticipant(UUIDv7Base):
         sa.CheckConstraint("mentions_count >= 0", name="mentions_not_negative"),
     )
 
-    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True)
+    draw_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     platform: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     platform_user_id: Mapped[str] = mapped_column(sa.String(128), nullable=False)
     username: Mapped[str] = mapped_column(sa.String(128), nullable=False)
@@ -124,7 +128,9 @@ class DrawHistory(UUIDv7Base):
         in_list("action", HISTORY_ACTIONS, "action_valid"),
     )
 
-    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True)
+    draw_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     user_id: Mapped[uuid.UUID] = user_fk()
     action: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     details: Mapped[dict[str, Any]] = mapped_column(
@@ -145,11 +151,15 @@ class Announcement(UUIDv7AuditBase):
         sa.CheckConstraint("char_length(content) <= 500", name="content_length"),
     )
 
-    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True)
+    draw_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     user_id: Mapped[uuid.UUID] = user_fk()
     platform: Mapped[str | None] = mapped_column(sa.String(16))
     content: Mapped[str] = mapped_column(sa.String(500), nullable=False)
-    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="draft", server_default="draft")
+    status: Mapped[str] = mapped_column(
+        sa.String(16), nullable=False, default="draft", server_default="draft"
+    )
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
     )

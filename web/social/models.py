@@ -23,7 +23,8 @@ class SocialAccount(UUIDv7AuditBase):
         sa.Index("ix_social_accounts_platform_user_id", "platform_user_id"),
         in_list("platform", PLATFORMS, "platform_valid"),
         sa.CheckConstraint(
-            "account_type IS NULL OR account_type IN ('business', 'personal', 'creator')", name="account_type_valid"
+            "account_type IS NULL OR account_type IN ('business', 'personal', 'creator')",
+            name="account_type_valid",
         ),
         sa.CheckConstraint("followers_count IS NULL OR followers_count >= 0", name="followers_not_negative"),
     )

@@ -1,0 +1,197 @@
+"""create_app(): plugins, middleware, routes, error handlers — the whole wiring on one screen."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+from litestar import Litestar, Request, Response
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.middleware import DefineMiddleware
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.template.config import TemplateConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from web.accounts.controllers import AccountController, SettingsController
+from web.accounts.services import AccountService
+from web.credits.controllers import CreditsController
+from web.db import create_engine, session_factory
+from web.draws.controllers import DrawsController
+from web.htmx import redirect
+from web.logs import configure_logging
+from web.pages import dev_outbox, healthz, home
+from web.security import SecurityHeadersMiddleware, csrf_config, session_cookie_name
+from web.settings import PROJECT_ROOT, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+NOTICES = {
+    "verified": "Your email is confirmed and your welcome credits are in your account. Log in to start.",
+    "logged_out": "You are logged out.",
+    "password_reset": "Your password has been changed. Log in with the new one.",
+    "password_changed": "Your password has been changed. Your other sessions were logged out.",
+    "profile_saved": "Your profile has been saved.",
+}
+STATIC_VERSION = "1"
+
+
+def _template_globals(settings: Settings) -> Any:
+    def callback(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals.update(
+            settings=settings,
+            notices=NOTICES,
+            static=lambda path: f"/static/{path}?v={STATIC_VERSION}",
+        )
+
+    return callback
+
+
+class SessionMiddleware:
+    """Attach the logged-in user (or None) to the request from the session cookie, before any guard."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.load(Request(scope))
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def load(request: Request[Any, Any, Any]) -> None:
+        request.state.user = None
+        request.state.session = None
+        if request.route_handler.opt.get("skip_session"):
+            return
+        settings: Settings = request.app.state.settings
+        token = request.cookies.get(session_cookie_name(settings))
+        if not token or len(token) > 128:
+            return
+        alchemy: SQLAlchemyAsyncConfig = request.app.state.alchemy
+        db = alchemy.provide_session(request.app.state, request.scope)
+        active = await AccountService(db, settings).resolve_session(token)
+        if active is not None:
+            request.state.user = active.user
+            request.state.session = active.session
+
+
+def _error_page(request: Request[Any, Any, Any], status_code: int, title: str, message: str) -> Response[Any]:
+    if request.url.path.startswith(("/healthz", "/webhooks/")):
+        return Response({"error": title, "detail": message}, status_code=status_code)
+    return Template(
+        template_name="errors/error.html",
+        context={"status_code": status_code, "title": title, "message": message},
+        status_code=status_code,
+    )
+
+
+def handle_not_authorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
+    return redirect(request, f"/login?next={quote(request.url.path)}")
+
+
+def handle_not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    return _error_page(request, 404, "Page not found", "There is nothing at this address.")
+
+
+def handle_forbidden(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
+    if "CSRF" in str(exc.detail):
+        return _error_page(
+            request,
+            403,
+            "This form has expired",
+            "For your security the form could not be accepted. Go back, reload the page and try again.",
+        )
+    return _error_page(request, 403, "Not allowed", "You are not allowed to do this.")
+
+
+def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    titles = {400: "Bad request", 405: "Not allowed here", 413: "Too large", 429: "Too many requests"}
+    message = exc.detail if exc.status_code < 500 and exc.detail else "Something went wrong on our side."
+    return _error_page(request, exc.status_code, titles.get(exc.status_code, "Error"), str(message))
+
+
+def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_page(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "We could not complete this request. Nothing was lost; please try again in a moment.",
+    )
+
+
+def create_app(settings: Settings | None = None, database_url: str | None = None) -> Litestar:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    url = database_url or settings.database_url
+    if not url:
+        raise RuntimeError("create_app needs a database URL (cleack run starts the embedded server for you)")
+    engine = create_engine(url)
+    alchemy = SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler="autocommit_include_redirects",
+        create_all=False,
+    )
+    return Litestar(
+        route_handlers=[
+            home,
+            healthz,
+            dev_outbox,
+            AccountController,
+            SettingsController,
+            CreditsController,
+            DrawsController,
+            create_static_files_router(
+                path="/static",
+                directories=[PROJECT_ROOT / "static"],
+                name="static",
+                opt={"skip_session": True},
+            ),
+        ],
+        plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
+        request_class=HTMXRequest,
+        template_config=TemplateConfig(
+            directory=Path(PROJECT_ROOT / "templates"),
+            engine=JinjaTemplateEngine,
+            engine_callback=_template_globals(settings),
+        ),
+        csrf_config=csrf_config(settings),
+        middleware=[DefineMiddleware(SecurityHeadersMiddleware, settings=settings), SessionMiddleware],
+        exception_handlers={
+            NotAuthorizedException: handle_not_authorized,
+            NotFoundException: handle_not_found,
+            PermissionDeniedException: handle_forbidden,
+            HTTPException: handle_http_error,
+            Exception: handle_server_error,
+        },
+        state=_initial_state(settings, alchemy, engine),
+        debug=False,
+        logging_config=None,
+        request_max_body_size=1024 * 1024,
+    )
+
+
+def _initial_state(settings: Settings, alchemy: SQLAlchemyAsyncConfig, engine: Any) -> Any:
+    from litestar.datastructures import State
+
+    return State(
+        {
+            "settings": settings,
+            "alchemy": alchemy,
+            "db_engine_handle": engine,
+            "session_maker_handle": session_factory(engine),
+        }
+    )

@@ -1,0 +1,40 @@
+"""Page-or-fragment rendering and redirects that work with and without htmx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
+
+
+def wants_fragment(request: Request[Any, Any, Any]) -> bool:
+    """An htmx request that is not a boosted navigation asks for a piece of the page."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted  # type: ignore[union-attr]
+
+
+def render(
+    request: Request[Any, Any, Any],
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    fragment: str | None = None,
+    status_code: int = HTTP_200_OK,
+    cookies: list[Cookie] | None = None,
+) -> Template:
+    name = fragment if fragment and wants_fragment(request) else template
+    return Template(template_name=name, context=context or {}, status_code=status_code, cookies=cookies or [])
+
+
+def redirect(
+    request: Request[Any, Any, Any], url: str, *, cookies: list[Cookie] | None = None
+) -> Response[Any]:
+    """303 for browsers; for htmx, an HX-Location so that it navigates and keeps the history right."""
+    if getattr(request, "htmx", None):
+        return Response(
+            content=b"", status_code=HTTP_200_OK, headers={"HX-Location": url}, cookies=cookies or []
+        )
+    return Redirect(path=url, status_code=HTTP_303_SEE_OTHER, cookies=cookies or [])
