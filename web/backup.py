@@ -25,7 +25,7 @@ def _tables() -> list[str]:
 
 async def _revision(conn: object) -> str | None:
     try:
-        return await conn.fetchval("SELECT version_num FROM alembic_version")  # type: ignore[attr-defined, no-any-return]
+        return await conn.fetchval("SELECT version_num FROM alembic_version")  # type: ignore[attr-defined]
     except Exception as exc:
         raise BackupError("the database has no migrations applied; run `cleack db upgrade` first") from exc
 
@@ -38,7 +38,7 @@ async def backup(url: str, path: Path) -> dict[str, int]:
             for table in _tables():
                 buffer = io.BytesIO()
                 await conn.copy_from_table(table, output=buffer, format="binary")
-                counts[table] = await conn.fetchval(f'SELECT count(*) FROM "{table}"')
+                counts[table] = await conn.fetchval(f'SELECT count(*) FROM "{table}"')  # noqa: S608 - names from our metadata
                 info = tarfile.TarInfo(f"data/{table}.copy")
                 info.size = buffer.tell()
                 buffer.seek(0)
@@ -88,5 +88,5 @@ async def restore(url: str, path: Path) -> dict[str, int]:
                     if data is None:
                         raise BackupError(f"{path} lacks the table {table}")
                     await conn.copy_to_table(table, source=io.BytesIO(data.read()), format="binary")
-                    counts[table] = await conn.fetchval(f'SELECT count(*) FROM "{table}"')
+                    counts[table] = await conn.fetchval(f'SELECT count(*) FROM "{table}"')  # noqa: S608 - names from our metadata
             return counts

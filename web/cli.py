@@ -120,7 +120,7 @@ async def _load_demo(settings: Settings, url: str, loader: object) -> tuple[str,
     engine = create_engine(url, pool_size=1)
     try:
         async with session_factory(engine)() as db:
-            return await loader(db, settings)  # type: ignore[operator, no-any-return]
+            return await loader(db, settings)  # type: ignore[operator]
     finally:
         await engine.dispose()
 

@@ -14,9 +14,7 @@ DEMO_EXTRA_CREDITS = 10
 
 
 async def load_demo_data(db: AsyncSession, settings: Settings) -> tuple[str, str]:
-    user = await AccountService(db, settings).create_verified(
-        DEMO_EMAIL, DEMO_PASSWORD, full_name="Demo Creator"
-    )
+    user = await AccountService(db, settings).create_verified(DEMO_EMAIL, DEMO_PASSWORD, full_name="Demo Creator")
     await CreditsService(db).grant(
         user.id,
         DEMO_EXTRA_CREDITS,

@@ -29,12 +29,8 @@ def render(
     return Template(template_name=name, context=context or {}, status_code=status_code, cookies=cookies or [])
 
 
-def redirect(
-    request: Request[Any, Any, Any], url: str, *, cookies: list[Cookie] | None = None
-) -> Response[Any]:
+def redirect(request: Request[Any, Any, Any], url: str, *, cookies: list[Cookie] | None = None) -> Response[Any]:
     """303 for browsers; for htmx, an HX-Location so that it navigates and keeps the history right."""
     if getattr(request, "htmx", None):
-        return Response(
-            content=b"", status_code=HTTP_200_OK, headers={"HX-Location": url}, cookies=cookies or []
-        )
+        return Response(content=b"", status_code=HTTP_200_OK, headers={"HX-Location": url}, cookies=cookies or [])
     return Redirect(path=url, status_code=HTTP_303_SEE_OTHER, cookies=cookies or [])

@@ -60,9 +60,7 @@ async def _send_smtp(settings: Settings, message: EmailMessage) -> None:
     )
 
 
-async def send_mail(
-    db: AsyncSession, settings: Settings, *, to: str, subject: str, body: str
-) -> OutboxMessage:
+async def send_mail(db: AsyncSession, settings: Settings, *, to: str, subject: str, body: str) -> OutboxMessage:
     """Record the message, then deliver it; a delivery failure is kept on the row, not raised."""
     row = OutboxMessage(recipient=to, subject=subject, body=body)
     db.add(row)
@@ -84,8 +82,6 @@ async def send_mail(
 
 async def recent_outbox(db: AsyncSession, limit: int = 50) -> list[OutboxMessage]:
     result = await db.scalars(
-        sa.select(OutboxMessage)
-        .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
-        .limit(limit)
+        sa.select(OutboxMessage).order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc()).limit(limit)
     )
     return list(result)

@@ -38,9 +38,7 @@ async def healthz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
             status_code=HTTP_503_SERVICE_UNAVAILABLE,
             headers={"cache-control": "no-store"},
         )
-    return Response(
-        {"status": "ok", "database": "ok"}, status_code=HTTP_200_OK, headers={"cache-control": "no-store"}
-    )
+    return Response({"status": "ok", "database": "ok"}, status_code=HTTP_200_OK, headers={"cache-control": "no-store"})
 
 
 @get("/dev/outbox", name="dev:outbox")

@@ -44,9 +44,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
     def verify() -> bool:
         try:
-            return PASSWORD_HASHER.verify(password_hash or _DUMMY_HASH, _normalize(password)) and bool(
-                password_hash
-            )
+            return PASSWORD_HASHER.verify(password_hash or _DUMMY_HASH, _normalize(password)) and bool(password_hash)
         except (VerificationError, InvalidHashError):
             return False
 

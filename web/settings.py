@@ -99,8 +99,7 @@ def load_settings() -> Settings:
             os.environ[f"{platform.upper()}_CLIENT_SECRET"],
         )
         for platform in PLATFORMS_WITH_CREDENTIALS
-        if os.environ.get(f"{platform.upper()}_CLIENT_ID")
-        and os.environ.get(f"{platform.upper()}_CLIENT_SECRET")
+        if os.environ.get(f"{platform.upper()}_CLIENT_ID") and os.environ.get(f"{platform.upper()}_CLIENT_SECRET")
     }
     if environment == "production":
         missing = [

@@ -50,9 +50,7 @@ async def purge_expired_auth_state(db: AsyncSession) -> dict[str, int]:
 JOBS = (PeriodicJob("purge-expired-auth-state", datetime.timedelta(minutes=10), purge_expired_auth_state),)
 
 
-async def run_job_once(
-    session_maker: async_sessionmaker[AsyncSession], job: PeriodicJob
-) -> dict[str, int] | None:
+async def run_job_once(session_maker: async_sessionmaker[AsyncSession], job: PeriodicJob) -> dict[str, int] | None:
     """Run `job` unless another worker holds its lock right now; None when skipped."""
     async with session_maker() as db:
         locked = await db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(job.lock_key)))

@@ -94,9 +94,7 @@ def upgrade() -> None:
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "credits IS NULL OR credits > 0", name=op.f("ck_stripe_products_credits_positive")
-        ),
+        sa.CheckConstraint("credits IS NULL OR credits > 0", name=op.f("ck_stripe_products_credits_positive")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stripe_products")),
         sa.UniqueConstraint("stripe_product_id", name=op.f("uq_stripe_products_stripe_product_id")),
     )
@@ -136,17 +134,13 @@ def upgrade() -> None:
         sa.Column("avatar_url", sa.String(length=500), nullable=True),
         sa.Column("role", sa.String(length=16), server_default="user", nullable=False),
         sa.Column("email_verified", sa.Boolean(), server_default=sa.text("false"), nullable=False),
-        sa.Column(
-            "email_verified_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True
-        ),
+        sa.Column("email_verified_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("credit_balance", sa.Integer(), server_default="0", nullable=False),
         sa.Column("last_login_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "role IN ('user', 'premium', 'admin', 'banned')", name=op.f("ck_users_role_valid")
-        ),
+        sa.CheckConstraint("role IN ('user', 'premium', 'admin', 'banned')", name=op.f("ck_users_role_valid")),
         sa.CheckConstraint("credit_balance >= 0", name=op.f("ck_users_credit_balance_not_negative")),
         sa.CheckConstraint("length(email) <= 254", name=op.f("ck_users_email_length")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
@@ -225,9 +219,7 @@ def upgrade() -> None:
             "platform IN ('sandbox', 'instagram', 'facebook', 'tiktok', 'x', 'all')",
             name=op.f("ck_blacklist_platform_valid"),
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_blacklist_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_blacklist_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blacklist")),
         sa.UniqueConstraint("user_id", "username", "platform", name="uq_blacklist_user_username_platform"),
     )
@@ -262,9 +254,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("amount <> 0", name=op.f("ck_credits_amount_not_zero")),
         sa.CheckConstraint("balance >= 0", name=op.f("ck_credits_balance_not_negative")),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_credits_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_credits_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_credits")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_credits_idempotency_key")),
     )
@@ -296,16 +286,12 @@ def upgrade() -> None:
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "kind IN ('credit_pack', 'subscription', 'refund')", name=op.f("ck_payments_kind_valid")
-        ),
+        sa.CheckConstraint("kind IN ('credit_pack', 'subscription', 'refund')", name=op.f("ck_payments_kind_valid")),
         sa.CheckConstraint(
             "status IN ('pending', 'succeeded', 'failed', 'refunded')", name=op.f("ck_payments_status_valid")
         ),
         sa.CheckConstraint("amount > 0", name=op.f("ck_payments_positive_amount")),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_payments_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_payments_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint("external_reference", name=op.f("uq_payments_external_reference")),
     )
@@ -340,9 +326,7 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(length=512), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.CheckConstraint("expires_at > created_at", name=op.f("ck_sessions_future_expiration")),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_sessions_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_sessions_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_sessions_token_hash")),
     )
@@ -360,9 +344,7 @@ def upgrade() -> None:
         sa.Column("followers_count", sa.BigInteger(), nullable=True),
         sa.Column("access_token", sa.LargeBinary(), nullable=True),
         sa.Column("refresh_token", sa.LargeBinary(), nullable=True),
-        sa.Column(
-            "token_expires_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True
-        ),
+        sa.Column("token_expires_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("scopes", sa.String(length=1000), nullable=True),
         sa.Column("is_active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("needs_reconnect", sa.Boolean(), server_default=sa.text("false"), nullable=False),
@@ -389,9 +371,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "platform", name="uq_social_accounts_user_platform"),
     )
     op.create_index("ix_social_accounts_platform", "social_accounts", ["platform"], unique=False)
-    op.create_index(
-        "ix_social_accounts_platform_user_id", "social_accounts", ["platform_user_id"], unique=False
-    )
+    op.create_index("ix_social_accounts_platform_user_id", "social_accounts", ["platform_user_id"], unique=False)
     op.create_index(op.f("ix_social_accounts_user_id"), "social_accounts", ["user_id"], unique=False)
     op.create_table(
         "stripe_customers",
@@ -447,9 +427,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stripe_prices")),
         sa.UniqueConstraint("stripe_price_id", name=op.f("uq_stripe_prices_stripe_price_id")),
     )
-    op.create_index(
-        op.f("ix_stripe_prices_stripe_product_id"), "stripe_prices", ["stripe_product_id"], unique=False
-    )
+    op.create_index(op.f("ix_stripe_prices_stripe_product_id"), "stripe_prices", ["stripe_product_id"], unique=False)
     op.create_table(
         "subscriptions",
         sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
@@ -474,9 +452,7 @@ def upgrade() -> None:
             "status IN ('active', 'cancelled', 'expired', 'past_due')",
             name=op.f("ck_subscriptions_status_valid"),
         ),
-        sa.CheckConstraint(
-            "credits_per_month >= 0", name=op.f("ck_subscriptions_credits_per_month_not_negative")
-        ),
+        sa.CheckConstraint("credits_per_month >= 0", name=op.f("ck_subscriptions_credits_per_month_not_negative")),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_subscriptions_user_id_users"), ondelete="CASCADE"
         ),
@@ -593,9 +569,7 @@ def upgrade() -> None:
         sa.Column("executed_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("completed_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
-        sa.Column(
-            "lease_expires_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True
-        ),
+        sa.Column("lease_expires_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("fetch_cursor", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
@@ -620,9 +594,7 @@ def upgrade() -> None:
             name=op.f("fk_draws_social_account_id_social_accounts"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_draws_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_draws_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_draws")),
         sa.UniqueConstraint("certificate_hash", name=op.f("uq_draws_certificate_hash")),
     )

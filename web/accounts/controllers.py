@@ -50,9 +50,7 @@ TOKEN_MESSAGES = {
 
 
 def client_of(request: Request[Any, Any, Any]) -> Client:
-    return Client(
-        ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent")
-    )
+    return Client(ip=request.client.host if request.client else None, user_agent=request.headers.get("user-agent"))
 
 
 def safe_next(value: str | None) -> str:
@@ -94,9 +92,7 @@ class AccountController(Controller):
     dependencies = {"accounts": Provide(provide_accounts, sync_to_thread=False)}
 
     @post("/forms/validate/{form_name:str}/{field_name:str}", name="forms:validate")
-    async def validate_field(
-        self, request: Request[Any, Any, Any], form_name: str, field_name: str
-    ) -> Template:
+    async def validate_field(self, request: Request[Any, Any, Any], form_name: str, field_name: str) -> Template:
         """Inline validation: the message for one field, or nothing."""
         cleaners = INLINE_FIELDS.get(form_name, {})
         if field_name not in cleaners:
@@ -129,9 +125,7 @@ class AccountController(Controller):
                     client_of(request),
                 )
             except EmailTaken:
-                form.error(
-                    "email", "An account with this email already exists. Log in or reset your password."
-                )
+                form.error("email", "An account with this email already exists. Log in or reset your password.")
             except RateLimited as limited:
                 return render(
                     request,
@@ -141,9 +135,7 @@ class AccountController(Controller):
                 )
             else:
                 return redirect(request, "/signup/sent")
-        return render(
-            request, "accounts/signup.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY
-        )
+        return render(request, "accounts/signup.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
 
     @get("/signup/sent")
     async def signup_sent(self, request: Request[Any, Any, Any]) -> Template:
@@ -157,9 +149,7 @@ class AccountController(Controller):
         return render(request, "accounts/verify.html", {"token": token})
 
     @post("/verify-email/{token:str}")
-    async def verify(
-        self, request: Request[Any, Any, Any], token: str, accounts: AccountService
-    ) -> Response[Any]:
+    async def verify(self, request: Request[Any, Any, Any], token: str, accounts: AccountService) -> Response[Any]:
         try:
             await accounts.verify_email(token, client_of(request))
         except TokenRefused as refused:
@@ -172,14 +162,10 @@ class AccountController(Controller):
         return redirect(request, "/login?notice=verified")
 
     @post("/verify-email/resend")
-    async def resend_verification(
-        self, request: Request[Any, Any, Any], accounts: AccountService
-    ) -> Response[Any]:
+    async def resend_verification(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), FORGOT_FIELDS)
         if not form.is_valid:
-            return render(
-                request, "accounts/login.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY
-            )
+            return render(request, "accounts/login.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
         try:
             await accounts.resend_verification(form.cleaned["email"], client_of(request))
         except RateLimited as limited:
@@ -227,9 +213,7 @@ class AccountController(Controller):
                 context["unverified"] = form.cleaned["email"]
                 status = HTTP_403_FORBIDDEN
             elif refused.reason == "banned":
-                context["alert"] = (
-                    "This account has been suspended. Contact support if you think this is a mistake."
-                )
+                context["alert"] = "This account has been suspended. Contact support if you think this is a mistake."
                 status = HTTP_403_FORBIDDEN
             else:
                 form.error("password", "Incorrect email or password.")
@@ -258,9 +242,7 @@ class AccountController(Controller):
     async def forgot(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), FORGOT_FIELDS)
         if not form.is_valid:
-            return render(
-                request, "accounts/forgot.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY
-            )
+            return render(request, "accounts/forgot.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
         try:
             await accounts.request_password_reset(form.cleaned["email"], client_of(request))
         except RateLimited as limited:
@@ -273,9 +255,7 @@ class AccountController(Controller):
         return render(request, "accounts/forgot.html", {"form": form, "sent": True})
 
     @get("/reset-password/{token:str}", name="accounts:reset")
-    async def reset_page(
-        self, request: Request[Any, Any, Any], token: str, accounts: AccountService
-    ) -> Template:
+    async def reset_page(self, request: Request[Any, Any, Any], token: str, accounts: AccountService) -> Template:
         try:
             await accounts.check_reset_token(token)
         except TokenRefused as refused:
@@ -288,9 +268,7 @@ class AccountController(Controller):
         return render(request, "accounts/reset.html", {"form": forms.Form(), "token": token})
 
     @post("/reset-password/{token:str}")
-    async def reset(
-        self, request: Request[Any, Any, Any], token: str, accounts: AccountService
-    ) -> Response[Any]:
+    async def reset(self, request: Request[Any, Any, Any], token: str, accounts: AccountService) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), RESET_FIELDS)
         form.values["password"] = ""
         if not form.is_valid:
@@ -335,9 +313,7 @@ class SettingsController(Controller):
         )
 
     @post("/profile")
-    async def update_profile(
-        self, request: Request[Any, Any, Any], accounts: AccountService
-    ) -> Response[Any]:
+    async def update_profile(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), PROFILE_FIELDS)
         if not form.is_valid:
             return render(
@@ -350,9 +326,7 @@ class SettingsController(Controller):
         return redirect(request, "/settings?notice=profile_saved")
 
     @post("/password")
-    async def change_password(
-        self, request: Request[Any, Any, Any], accounts: AccountService
-    ) -> Response[Any]:
+    async def change_password(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), PASSWORD_FIELDS)
         form.values = {}
         user = request.state.user

@@ -69,12 +69,8 @@ class AccountService:
     async def by_id(self, user_id: uuid.UUID) -> User | None:
         return await self.db.get(User, user_id)
 
-    async def record_activity(
-        self, user_id: uuid.UUID, action: str, client: Client | None = None, **data: Any
-    ) -> None:
-        self.db.add(
-            UserActivity(user_id=user_id, action=action, data=data or None, ip_address=client and client.ip)
-        )
+    async def record_activity(self, user_id: uuid.UUID, action: str, client: Client | None = None, **data: Any) -> None:
+        self.db.add(UserActivity(user_id=user_id, action=action, data=data or None, ip_address=client and client.ip))
 
     # Sign-up and verification
 
@@ -254,9 +250,7 @@ class AccountService:
 
     async def revoke_session(self, user_id: uuid.UUID, session_id: uuid.UUID, client: Client) -> bool:
         """Only the owner's own sessions: another user's id behaves as if it did not exist."""
-        result = await self.db.execute(
-            sa.delete(Session).where(Session.id == session_id, Session.user_id == user_id)
-        )
+        result = await self.db.execute(sa.delete(Session).where(Session.id == session_id, Session.user_id == user_id))
         if not result.rowcount:  # type: ignore[attr-defined]
             await self.db.rollback()
             return False

@@ -31,9 +31,7 @@ class Subscription(UUIDv7AuditBase):
 
     user_id: Mapped[uuid.UUID] = user_fk()
     plan_type: Mapped[str] = mapped_column(sa.String(16), nullable=False)
-    status: Mapped[str] = mapped_column(
-        sa.String(16), nullable=False, default="active", server_default="active"
-    )
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="active", server_default="active")
     start_date: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True), nullable=False)
     end_date: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     auto_renew: Mapped[bool] = mapped_column(nullable=False, default=True, server_default=sa.true())
@@ -138,9 +136,7 @@ class StripeEvent(UUIDv7Base):
     api_version: Mapped[str | None] = mapped_column(sa.String(64))
     livemode: Mapped[bool] = mapped_column(nullable=False, default=False, server_default=sa.false())
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    status: Mapped[str] = mapped_column(
-        sa.String(16), nullable=False, default="received", server_default="received"
-    )
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="received", server_default="received")
     attempts: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(sa.Text)
     stripe_created: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)

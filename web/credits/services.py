@@ -115,9 +115,7 @@ class CreditsService:
 
     async def ledger(self, user_id: uuid.UUID, *, page: int = 1, per_page: int = 20) -> LedgerPage:
         page = max(1, page)
-        total = await self.db.scalar(
-            sa.select(sa.func.count()).select_from(Credit).where(Credit.user_id == user_id)
-        )
+        total = await self.db.scalar(sa.select(sa.func.count()).select_from(Credit).where(Credit.user_id == user_id))
         rows = await self.db.scalars(
             sa.select(Credit)
             .where(Credit.user_id == user_id)

@@ -60,9 +60,7 @@ class Draw(UUIDv7AuditBase):
     config: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
     )
-    status: Mapped[str] = mapped_column(
-        sa.String(16), nullable=False, default="pending", server_default="pending"
-    )
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="pending", server_default="pending")
     winners_count: Mapped[int] = mapped_column(nullable=False, default=1, server_default="1")
     alternates_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
     winners: Mapped[list[dict[str, Any]]] = mapped_column(
@@ -157,9 +155,7 @@ class Announcement(UUIDv7AuditBase):
     user_id: Mapped[uuid.UUID] = user_fk()
     platform: Mapped[str | None] = mapped_column(sa.String(16))
     content: Mapped[str] = mapped_column(sa.String(500), nullable=False)
-    status: Mapped[str] = mapped_column(
-        sa.String(16), nullable=False, default="draft", server_default="draft"
-    )
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="draft", server_default="draft")
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JSONB, nullable=False, default=dict, server_default=sa.text("'{}'::jsonb")
     )
