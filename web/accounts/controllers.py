@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -25,6 +26,8 @@ from web.htmx import redirect, render, wants_fragment
 from web.ratelimit import RateLimited
 from web.security import current_user, requires_login, session_cookie_name
 from web.settings import Settings
+
+Accounts: TypeAlias = NamedDependency[AccountService]
 
 SIGNUP_FIELDS: dict[str, forms.Cleaner] = {
     "full_name": forms.clean_name,
@@ -60,11 +63,11 @@ def safe_next(value: str | None) -> str:
     return "/draws"
 
 
-def provide_accounts(db_session: AsyncSession, request: Request[Any, Any, Any]) -> AccountService:
+def provide_accounts(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> AccountService:
     return AccountService(db_session, request.app.state.settings)
 
 
-def session_cookie(settings: Settings, token: str) -> Cookie:
+def session_cookie(settings: Settings, token: FromPath[str]) -> Cookie:
     return Cookie(
         key=session_cookie_name(settings),
         value=token,
@@ -92,7 +95,9 @@ class AccountController(Controller):
     dependencies = {"accounts": Provide(provide_accounts, sync_to_thread=False)}
 
     @post("/forms/validate/{form_name:str}/{field_name:str}", name="forms:validate")
-    async def validate_field(self, request: Request[Any, Any, Any], form_name: str, field_name: str) -> Template:
+    async def validate_field(
+        self, request: Request[Any, Any, Any], form_name: FromPath[str], field_name: FromPath[str]
+    ) -> Template:
         """Inline validation: the message for one field, or nothing."""
         cleaners = INLINE_FIELDS.get(form_name, {})
         if field_name not in cleaners:
@@ -113,7 +118,7 @@ class AccountController(Controller):
         return render(request, "accounts/signup.html", {"form": forms.Form()})
 
     @post("/signup")
-    async def signup(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def signup(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), SIGNUP_FIELDS)
         form.values["password"] = ""
         if form.is_valid:
@@ -145,11 +150,11 @@ class AccountController(Controller):
     # follow links do not use the token up.
 
     @get("/verify-email/{token:str}", name="accounts:verify")
-    async def verify_page(self, request: Request[Any, Any, Any], token: str) -> Template:
+    async def verify_page(self, request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
         return render(request, "accounts/verify.html", {"token": token})
 
     @post("/verify-email/{token:str}")
-    async def verify(self, request: Request[Any, Any, Any], token: str, accounts: AccountService) -> Response[Any]:
+    async def verify(self, request: Request[Any, Any, Any], token: FromPath[str], accounts: Accounts) -> Response[Any]:
         try:
             await accounts.verify_email(token, client_of(request))
         except TokenRefused as refused:
@@ -162,7 +167,7 @@ class AccountController(Controller):
         return redirect(request, "/login?notice=verified")
 
     @post("/verify-email/resend")
-    async def resend_verification(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def resend_verification(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), FORGOT_FIELDS)
         if not form.is_valid:
             return render(request, "accounts/login.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
@@ -180,7 +185,7 @@ class AccountController(Controller):
     # Login and logout
 
     @get("/login", name="accounts:login")
-    async def login_page(self, request: Request[Any, Any, Any], notice: str | None = None) -> Response[Any]:
+    async def login_page(self, request: Request[Any, Any, Any], notice: FromQuery[str | None] = None) -> Response[Any]:
         if current_user(request):
             return redirect(request, "/draws")
         return render(
@@ -194,7 +199,7 @@ class AccountController(Controller):
         )
 
     @post("/login")
-    async def login(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def login(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         values = await forms.read_form(request)
         next_url = safe_next(values.get("next"))
         form = forms.validate(values, LOGIN_FIELDS)
@@ -224,7 +229,7 @@ class AccountController(Controller):
         return redirect(request, next_url, cookies=[session_cookie(settings, token)])
 
     @post("/logout", name="accounts:logout")
-    async def logout(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def logout(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         session = request.state.get("session")
         if session is not None:
             await accounts.end_session(session.id)
@@ -239,7 +244,7 @@ class AccountController(Controller):
         return render(request, "accounts/forgot.html", {"form": forms.Form()})
 
     @post("/forgot-password")
-    async def forgot(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def forgot(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), FORGOT_FIELDS)
         if not form.is_valid:
             return render(request, "accounts/forgot.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
@@ -255,7 +260,7 @@ class AccountController(Controller):
         return render(request, "accounts/forgot.html", {"form": form, "sent": True})
 
     @get("/reset-password/{token:str}", name="accounts:reset")
-    async def reset_page(self, request: Request[Any, Any, Any], token: str, accounts: AccountService) -> Template:
+    async def reset_page(self, request: Request[Any, Any, Any], token: FromPath[str], accounts: Accounts) -> Template:
         try:
             await accounts.check_reset_token(token)
         except TokenRefused as refused:
@@ -268,7 +273,7 @@ class AccountController(Controller):
         return render(request, "accounts/reset.html", {"form": forms.Form(), "token": token})
 
     @post("/reset-password/{token:str}")
-    async def reset(self, request: Request[Any, Any, Any], token: str, accounts: AccountService) -> Response[Any]:
+    async def reset(self, request: Request[Any, Any, Any], token: FromPath[str], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), RESET_FIELDS)
         form.values["password"] = ""
         if not form.is_valid:
@@ -300,7 +305,7 @@ class SettingsController(Controller):
     dependencies = {"accounts": Provide(provide_accounts, sync_to_thread=False)}
 
     @get("/", name="accounts:settings")
-    async def settings_page(self, request: Request[Any, Any, Any], notice: str | None = None) -> Template:
+    async def settings_page(self, request: Request[Any, Any, Any], notice: FromQuery[str | None] = None) -> Template:
         user = request.state.user
         return render(
             request,
@@ -313,7 +318,7 @@ class SettingsController(Controller):
         )
 
     @post("/profile")
-    async def update_profile(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def update_profile(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), PROFILE_FIELDS)
         if not form.is_valid:
             return render(
@@ -326,7 +331,7 @@ class SettingsController(Controller):
         return redirect(request, "/settings?notice=profile_saved")
 
     @post("/password")
-    async def change_password(self, request: Request[Any, Any, Any], accounts: AccountService) -> Response[Any]:
+    async def change_password(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), PASSWORD_FIELDS)
         form.values = {}
         user = request.state.user
@@ -347,7 +352,7 @@ class SettingsController(Controller):
 
     @get("/sessions", name="accounts:sessions")
     async def sessions_page(
-        self, request: Request[Any, Any, Any], accounts: AccountService, notice: str | None = None
+        self, request: Request[Any, Any, Any], accounts: Accounts, notice: FromQuery[str | None] = None
     ) -> Template:
         sessions = await accounts.sessions_of(request.state.user.id)
         return render(
@@ -363,7 +368,7 @@ class SettingsController(Controller):
 
     @post("/sessions/{session_id:uuid}/revoke")
     async def revoke_session(
-        self, request: Request[Any, Any, Any], session_id: uuid.UUID, accounts: AccountService
+        self, request: Request[Any, Any, Any], session_id: FromPath[uuid.UUID], accounts: Accounts
     ) -> Response[Any]:
         user = request.state.user
         if not await accounts.revoke_session(user.id, session_id, client_of(request)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +20,7 @@ class CreditsController(Controller):
     guards = [requires_login]
 
     @get("/", name="credits:index")
-    async def index(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
+    async def index(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Template:
         page_number = clean_page(request.query_params.get("page"))
         user = request.state.user
         ledger = await CreditsService(db_session).ledger(user.id, page=page_number)

@@ -149,8 +149,7 @@ class CreditsService:
                     .returning(User.credit_balance)
                 )
                 if new_balance is None:
-                    balance = await self.balance(user_id)
-                    raise InsufficientCredits(balance, -amount)
+                    raise InsufficientCredits(await self.balance(user_id), -amount)
                 row = await self.db.scalar(
                     pg_insert(Credit)
                     .values(
@@ -177,6 +176,10 @@ class CreditsService:
             return LedgerEntry(first, created=False)
         except InsufficientCredits:
             await self.db.rollback()
+            # A concurrent retry of this very movement may be what emptied the balance.
+            first = await self._existing(idempotency_key)
+            if first is not None:
+                return LedgerEntry(first, created=False)
             raise
         await self.db.commit()
         return LedgerEntry(row, created=True)

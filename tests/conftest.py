@@ -1,0 +1,278 @@
+"""Test rig: a real PostgreSQL, the app served over a real socket, a real SMTP server.
+
+The database is the embedded PostgreSQL (data in var/pgdata-test) unless DATABASE_URL points
+elsewhere; each run gets its own freshly migrated database, emptied before every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from web.app import create_app
+from web.db import (
+    EmbeddedPostgres,
+    connect,
+    create_engine,
+    ensure_database,
+    session_factory,
+    upgrade,
+    with_database,
+)
+from web.models import metadata
+from web.settings import VAR_DIR, Settings
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PASSWORD = "correct horse battery staple"
+LINK = re.compile(r"https?://\S+")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server: DATABASE_URL's, or the embedded one."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    embedded = EmbeddedPostgres(VAR_DIR / "pgdata-test")
+    url = embedded.start()
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    url = with_database(server_url, f"cleack_test_{uuid.uuid4().hex[:10]}")
+    asyncio.run(ensure_database(url))
+    upgrade(url)
+    yield url
+
+    async def drop() -> None:
+        async with connect(with_database(server_url, "postgres")) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
+
+    asyncio.run(drop())
+
+
+TABLES = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+
+
+@pytest.fixture(autouse=True)
+async def empty_database(database_url: str) -> None:
+    """Every test starts from empty tables (the schema stays)."""
+    async with connect(database_url) as conn:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with session_factory(engine)() as session:
+        yield session
+
+
+# Mail
+
+
+@dataclass
+class Mailbox:
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(message_from_bytes(envelope.original_content))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[Message]:
+        return [message for message in self.messages if message["To"].lower() == address.lower()]
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 10.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.to(address)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} message(s) to {address}, got {len(self.to(address))}")
+
+    def last_link(self, address: str) -> str:
+        message = self.wait_for(address)[-1]
+        body = message.get_payload(decode=True)
+        assert isinstance(body, bytes)
+        links = LINK.findall(body.decode())
+        assert links, "the message carries no link"
+        return str(links[-1])
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
+    box, _ = smtp_server
+    box.messages.clear()
+    return box
+
+
+# The app, served over a real socket
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, smtp_server: tuple[Mailbox, int]) -> Iterator[LiveServer]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        environment="test",
+        secret_key="test-secret-key-" + "x" * 32,
+        database_url=database_url,
+        host="127.0.0.1",
+        port=port,
+        base_url=base_url,
+        smtp_url=f"smtp://127.0.0.1:{smtp_server[1]}",
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    yield LiveServer(base_url, settings)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+async def client(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server.url, follow_redirects=False, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def new_client(live_server: LiveServer) -> AsyncIterator[Any]:
+    """A factory of independent clients, each with its own cookies, as separate browsers would be."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        made = httpx.AsyncClient(base_url=live_server.url, follow_redirects=False, timeout=30)
+        clients.append(made)
+        return made
+
+    yield make
+    for made in clients:
+        await made.aclose()
+
+
+# Helpers that act as a user would
+
+
+async def csrf_token(client: httpx.AsyncClient) -> str:
+    token = client.cookies.get("csrftoken")
+    if token is None:
+        response = await client.get("/login")
+        assert response.status_code in (200, 303)
+        token = client.cookies.get("csrftoken")
+    assert token, "the app sets a CSRF cookie on pages"
+    return str(token)
+
+
+async def post_form(client: httpx.AsyncClient, url: str, data: dict[str, str], **kwargs: Any) -> httpx.Response:
+    return await client.post(url, data={**data, "_csrf_token": await csrf_token(client)}, **kwargs)
+
+
+async def sign_up(client: httpx.AsyncClient, email: str, password: str = PASSWORD, name: str = "") -> httpx.Response:
+    return await post_form(client, "/signup", {"email": email, "password": password, "full_name": name})
+
+
+async def verify_from_mail(client: httpx.AsyncClient, mailbox: Mailbox, email: str) -> httpx.Response:
+    link = mailbox.last_link(email)
+    path = httpx.URL(link).path
+    page = await client.get(path)
+    assert page.status_code == 200
+    return await post_form(client, path, {})
+
+
+async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return await post_form(client, "/login", {"email": email, "password": password, "next": "/draws"})
+
+
+@dataclass
+class Creator:
+    id: uuid.UUID
+    email: str
+    password: str
+
+
+@pytest.fixture
+def make_user(engine: AsyncEngine, live_server: LiveServer) -> Any:
+    """A verified user made directly through the accounts service."""
+    from web.accounts.services import AccountService
+
+    async def make(email: str | None = None, password: str = PASSWORD, role: str = "user") -> Creator:
+        email = email or f"creator-{uuid.uuid4().hex[:8]}@example.com"
+        async with session_factory(engine)() as session:
+            user = await AccountService(session, live_server.settings).create_verified(email, password, role=role)
+        return Creator(user.id, email, password)
+
+    return make
+
+
+@pytest.fixture
+def logged_in(new_client: Any, make_user: Any) -> Any:
+    """A client logged in as a fresh verified user: `client, user = await logged_in()`."""
+
+    async def make(**kwargs: Any) -> tuple[httpx.AsyncClient, Creator]:
+        user = await make_user(**kwargs)
+        client = new_client()
+        response = await log_in(client, user.email, user.password)
+        assert response.status_code == 303, response.text
+        return client, user
+
+    return make
