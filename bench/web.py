@@ -50,6 +50,7 @@ USER_AGENT = "cleack-bench"
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
 READY_TIMEOUT = 60.0
+BUSY_MACHINE_PERCENT = 15.0  # idle load above which the report warns that the figures are not clean
 
 
 # The load generator
@@ -106,6 +107,11 @@ class Result:
         if before is None or after is None:
             return None
         return (after - before) / self.duration * 100
+
+    def server_ms_per_request(self) -> float | None:
+        """Server CPU per response: the cost of a page, less sensitive than req/s to what else the machine runs."""
+        share = self.cpu_percent("server")
+        return None if share is None or not self.completed else share / 100 * self.duration / self.completed * 1000
 
     def machine_percent(self) -> float | None:
         """All cores' use during the window, in percent of one core (so up to cores x 100)."""
@@ -198,17 +204,34 @@ async def drive(port: int, request: bytes, tally: Tally, start: float, end: floa
             writer.close()
 
 
-def cpu_snapshot(server_pid: int) -> CpuSnapshot:
-    server = machine_busy = machine_total = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
+def machine_cpu() -> tuple[float, float] | None:
+    """Seconds of CPU the whole machine has been busy, and seconds of CPU it has had, from /proc/stat (Linux)."""
+    try:
         ticks = os.sysconf("SC_CLK_TCK")
+        cpu = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return (sum(cpu) - cpu[3] - cpu[4]) / ticks, sum(cpu) / ticks  # busy is all but idle and iowait
+
+
+def cpu_snapshot(server_pid: int) -> CpuSnapshot:
+    server = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
         # utime and stime are the 14th and 15th fields; the command name before them may hold spaces
         fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        server = (int(fields[11]) + int(fields[12])) / ticks
-        cpu = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-        machine_total = sum(cpu) / ticks
-        machine_busy = (sum(cpu) - cpu[3] - cpu[4]) / ticks  # less idle and iowait
-    return CpuSnapshot(server, time.process_time(), machine_busy, machine_total)
+        server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    machine = machine_cpu()
+    return CpuSnapshot(server, time.process_time(), *(machine or (None, None)))
+
+
+async def machine_load(seconds: float) -> float | None:
+    """How busy the machine is, in percent of one core, over a few seconds."""
+    before = machine_cpu()
+    await asyncio.sleep(seconds)
+    after = machine_cpu()
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1) * 100
 
 
 async def measure(
@@ -359,7 +382,9 @@ class Plan:
     duration: float
 
 
-async def run_all(plan: Plan, cleack: Server, ceiling: Server, session_cookie: str) -> list[Result]:
+async def run_all(
+    plan: Plan, cleack: Server, ceiling: Server, session_cookie: str
+) -> tuple[float | None, list[Result]]:
     await asyncio.gather(cleack.ready("/healthz"), ceiling.ready("/"))
 
     # A logged-in browser also holds the CSRF cookie that its first page set.
@@ -383,14 +408,15 @@ async def run_all(plan: Plan, cleack: Server, ceiling: Server, session_cookie: s
         if status != 200 or marker not in body:
             raise SystemExit(f"{name}: GET {path} answered {status} without {marker.decode()!r}; not measuring it")
 
+    baseline = await machine_load(1.0)
     results = []
     for name, server, path, cookie, _ in targets:
         print(f"measuring {name} (GET {path})…", file=sys.stderr, flush=True)
         results.append(await measure(name, server, path, cookie, plan.connections, plan.warmup, plan.duration))
-    return results
+    return baseline, results
 
 
-def report(plan: Plan, results: list[Result], database: str) -> None:
+def report(plan: Plan, baseline: float | None, results: list[Result], database: str) -> None:
     by_name = {result.name: result for result in results}
     ceiling = by_name["ceiling"]
 
@@ -406,6 +432,7 @@ def report(plan: Plan, results: list[Result], database: str) -> None:
     print(f"command:     {shlex.join(sys.orig_argv)}")
     print(f"machine:     {cores} CPU cores ({usable} usable), Python {sys.version.split()[0]}, {sys.platform}")
     print(f"database:    {database}")
+    print(f"idle load:   {percent(baseline)} CPU used by other processes in the second before the first target")
     print("servers:     uvicorn, one worker process each, uvloop + httptools, access log off, log level warning")
     print(
         f"load:        {plan.connections} keep-alive connections on loopback, closed loop, "
@@ -413,23 +440,24 @@ def report(plan: Plan, results: list[Result], database: str) -> None:
     )
     print()
     header = (
-        f"{'target':<10} {'request':<11} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} "
-        f"{'non-200':>7} {'errors':>6} {'server CPU':>10} {'loadgen CPU':>11} {'machine CPU':>11}"
+        f"{'target':<10} {'request':<11} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} {'non-200':>7} "
+        f"{'errors':>6} {'server CPU':>10} {'CPU ms/req':>10} {'loadgen CPU':>11} {'machine CPU':>11}"
     )
     print(header)
     print("-" * len(header))
     for result in results:
         shown_ratio = "-" if result is ceiling else f"{ratio(result):.0%}"
+        per_request = result.server_ms_per_request()
         print(
-            f"{result.name:<10} {result.request_line:<11} {result.rps:>8.0f} {result.percentile_ms(0.5):>7.1f} "
+            f"{result.name:<10} {result.request_line:<11} {result.rps:>7.0f} {result.percentile_ms(0.5):>7.1f} "
             f"{result.percentile_ms(0.99):>7.1f} {shown_ratio:>6} {result.non_200:>7} {result.tally.errors:>6} "
-            f"{percent(result.cpu_percent('server')):>10} {percent(result.cpu_percent('client')):>11} "
-            f"{percent(result.machine_percent()):>11}"
+            f"{percent(result.cpu_percent('server')):>10} {'-' if per_request is None else f'{per_request:.2f}':>10} "
+            f"{percent(result.cpu_percent('client')):>11} {percent(result.machine_percent()):>11}"
         )
     print()
     print(
         "CPU: percent of one core over the measured window; machine CPU counts every process on all cores "
-        f"(at most {(cores or 1) * 100}%), so it includes PostgreSQL."
+        f"(at most {(cores or 1) * 100}%), PostgreSQL included. CPU ms/req: the server process's CPU per response."
     )
     for result in results:
         if result.non_200:
@@ -454,9 +482,16 @@ def report(plan: Plan, results: list[Result], database: str) -> None:
             login.percentile_ms(0.99) <= TARGET_P99_MS,
         ),
     ]
+    print(f"dashboard / ceiling: {ratio(dashboard):.0%}")
+    print(f"login / ceiling:     {ratio(login):.0%}")
+    print()
     for label, value, met in checks:
         print(f"{label:<32} {value:>9}   {'met' if met else 'NOT met'}")
-    print(f"login / ceiling: {ratio(login):.0%}")
+    if baseline is not None and baseline > BUSY_MACHINE_PERCENT:
+        print(
+            f"\nwarning: other processes used {baseline:.0f}% CPU before the run; the servers shared the machine with "
+            "them, so req/s and latencies are understated and noisy (CPU ms/req much less so)."
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -518,11 +553,11 @@ def main(argv: list[str] | None = None) -> int:
             }
             cleack = stack.enter_context(Server("cleack_app", env))
             ceiling = stack.enter_context(Server("ceiling_app", env))
-            results = _run(run_all(plan, cleack, ceiling, f"{session_cookie_name(settings)}={token}"))
+            baseline, results = _run(run_all(plan, cleack, ceiling, f"{session_cookie_name(settings)}={token}"))
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped", file=sys.stderr)
         return 130
-    report(plan, results, f"{where}, database {DATABASE} (dropped and created by this run)")
+    report(plan, baseline, results, f"{where}, database {DATABASE} (dropped and created by this run)")
     return 0
 
 

@@ -72,7 +72,7 @@ class SessionMiddleware:
     @staticmethod
     async def load(request: Request[Any, Any, Any]) -> None:
         request.state.user = None
-        request.state.session = None
+        request.state.session_id = None
         if request.route_handler.opt.get("skip_session"):
             return
         settings: Settings = request.app.state.settings
@@ -84,7 +84,7 @@ class SessionMiddleware:
         active = await AccountService(db, settings).resolve_session(token)
         if active is not None:
             request.state.user = active.user
-            request.state.session = active.session
+            request.state.session_id = active.session_id
 
 
 def _error_page(request: Request[Any, Any, Any], status_code: int, title: str, message: str) -> Response[Any]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from litestar.handlers import BaseRouteHandler
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-    from web.accounts.models import User
+    from web.accounts.services import CurrentUser
 
 # OWASP's recommended argon2id floor is m=19 MiB, t=2, p=1; we sit above it on memory.
 PASSWORD_HASHER = PasswordHasher(
@@ -84,7 +84,7 @@ def csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
-def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser | None:
     return connection.scope.get("state", {}).get("user")
 
 

@@ -225,14 +225,14 @@ class AccountController(Controller):
                 status = HTTP_400_BAD_REQUEST
             return render(request, "accounts/login.html", context, status_code=status)
         settings = request.app.state.settings
-        token = await accounts.start_session(user, client, replacing=request.state.get("session"))
+        token = await accounts.start_session(user, client, replacing=request.state.get("session_id"))
         return redirect(request, next_url, cookies=[session_cookie(settings, token)])
 
     @post("/logout", name="accounts:logout")
     async def logout(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
-        session = request.state.get("session")
-        if session is not None:
-            await accounts.end_session(session.id)
+        session_id = request.state.get("session_id")
+        if session_id is not None:
+            await accounts.end_session(session_id)
         return redirect(
             request, "/login?notice=logged_out", cookies=[expired_session_cookie(request.app.state.settings)]
         )
@@ -341,7 +341,7 @@ class SettingsController(Controller):
                 user,
                 form.cleaned["current_password"],
                 form.cleaned["new_password"],
-                request.state.session.id,
+                request.state.session_id,
                 client_of(request),
             )
             if changed:
@@ -360,7 +360,7 @@ class SettingsController(Controller):
             "accounts/sessions.html",
             {
                 "sessions": sessions,
-                "current_id": request.state.session.id,
+                "current_id": request.state.session_id,
                 "notice": "Session revoked." if notice == "revoked" else None,
             },
             fragment="accounts/_sessions.html",
@@ -373,7 +373,7 @@ class SettingsController(Controller):
         user = request.state.user
         if not await accounts.revoke_session(user.id, session_id, client_of(request)):
             raise NotFoundException("No such session.")
-        if session_id == request.state.session.id:
+        if session_id == request.state.session_id:
             return redirect(
                 request,
                 "/login?notice=logged_out",
@@ -385,7 +385,7 @@ class SettingsController(Controller):
         return render(
             request,
             "accounts/sessions.html",
-            {"sessions": sessions, "current_id": request.state.session.id, "notice": "Session revoked."},
+            {"sessions": sessions, "current_id": request.state.session_id, "notice": "Session revoked."},
             fragment="accounts/_sessions.html",
             status_code=HTTP_200_OK,
         )

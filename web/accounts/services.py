@@ -53,9 +53,24 @@ class Client:
 
 
 @dataclass(frozen=True)
+class CurrentUser:
+    """The logged-in user as a request sees it: a snapshot, independent of any database session."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str | None
+    role: str
+    credit_balance: int
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
 class ActiveSession:
-    session: Session
-    user: User
+    session_id: uuid.UUID
+    user: CurrentUser
 
 
 class AccountService:
@@ -194,10 +209,10 @@ class AccountService:
             user.password_hash = await hash_password(password)
         return user
 
-    async def start_session(self, user: User, client: Client, replacing: Session | None = None) -> str:
+    async def start_session(self, user: User, client: Client, replacing: uuid.UUID | None = None) -> str:
         """A fresh token at every login; the session it replaces is gone."""
         if replacing is not None:
-            await self.db.execute(sa.delete(Session).where(Session.id == replacing.id))
+            await self.db.execute(sa.delete(Session).where(Session.id == replacing))
         token = new_token()
         now = utcnow()
         self.db.add(
@@ -232,11 +247,13 @@ class AccountService:
             await self.db.execute(sa.delete(Session).where(Session.id == session.id))
             await self.db.commit()
             return None
+        current = ActiveSession(
+            session.id, CurrentUser(user.id, user.email, user.full_name, user.role, user.credit_balance)
+        )
         if now - session.last_seen_at >= LAST_SEEN_RESOLUTION:
             await self.db.execute(sa.update(Session).where(Session.id == session.id).values(last_seen_at=now))
             await self.db.commit()
-            session.last_seen_at = now
-        return ActiveSession(session, user)
+        return current
 
     async def end_session(self, session_id: uuid.UUID) -> None:
         await self.db.execute(sa.delete(Session).where(Session.id == session_id))
@@ -268,7 +285,7 @@ class AccountService:
     # Passwords
 
     async def change_password(
-        self, user: User, current_password: str, new_password: str, current_session: uuid.UUID, client: Client
+        self, user: CurrentUser, current_password: str, new_password: str, current_session: uuid.UUID, client: Client
     ) -> bool:
         stored = await self.db.scalar(sa.select(User.password_hash).where(User.id == user.id))
         if not await verify_password(stored, current_password):
@@ -345,7 +362,7 @@ class AccountService:
         await self.db.commit()
         return user
 
-    async def update_profile(self, user: User, full_name: str | None) -> None:
+    async def update_profile(self, user: CurrentUser, full_name: str | None) -> None:
         await self.db.execute(sa.update(User).where(User.id == user.id).values(full_name=full_name or None))
         await self.db.commit()
 
