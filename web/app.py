@@ -9,13 +9,13 @@ from urllib.parse import quote
 
 from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Request, Response
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
 )
-from litestar.middleware import DefineMiddleware
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -32,7 +32,7 @@ from web.draws.controllers import DrawsController
 from web.htmx import redirect
 from web.logs import configure_logging
 from web.pages import dev_outbox, healthz, home
-from web.security import SecurityHeadersMiddleware, csrf_config, session_cookie_name
+from web.security import csrf_config, security_headers_hook, session_cookie_name
 from web.settings import PROJECT_ROOT, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,18 @@ def handle_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     return _error_page(request, exc.status_code, titles.get(exc.status_code, "Error"), str(message))
 
 
+def handle_undecodable_form(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    """Litestar decodes each multipart field strictly, even while the CSRF middleware looks for its token."""
+    if request.content_type[0] != RequestEncodingType.MULTI_PART:
+        return handle_server_error(request, exc)
+    return _error_page(
+        request,
+        400,
+        "Bad request",
+        "This form could not be read: its text is not valid UTF-8. Go back, reload the page and try again.",
+    )
+
+
 def handle_server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_page(
@@ -169,12 +181,14 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             engine_callback=_template_globals(settings),
         ),
         csrf_config=csrf_config(settings),
-        middleware=[DefineMiddleware(SecurityHeadersMiddleware, settings=settings), SessionMiddleware],
+        middleware=[SessionMiddleware],
+        before_send=[security_headers_hook(settings)],
         exception_handlers={
             NotAuthorizedException: handle_not_authorized,
             NotFoundException: handle_not_found,
             PermissionDeniedException: handle_forbidden,
             HTTPException: handle_http_error,
+            UnicodeDecodeError: handle_undecodable_form,
             Exception: handle_server_error,
         },
         state=_initial_state(settings, alchemy, engine),

@@ -97,7 +97,7 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        VAR_DIR.mkdir(exist_ok=True)
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
         runtime = VAR_DIR / "run"
         runtime.mkdir(exist_ok=True)
         runtime.chmod(0o700)

@@ -18,9 +18,11 @@ from litestar.exceptions import NotAuthorizedException, NotFoundException
 from web.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from litestar.connection import ASGIConnection
     from litestar.handlers import BaseRouteHandler
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import Message, Scope
 
     from web.accounts.services import CurrentUser
 
@@ -117,33 +119,24 @@ def content_security_policy() -> str:
     )
 
 
-class SecurityHeadersMiddleware:
-    """Adds the security headers to every HTTP response."""
+def security_headers_hook(settings: Settings) -> Callable[[Message, Scope], Awaitable[None]]:
+    """A before-send hook, so that every response gets the headers, errors and unknown paths included."""
+    headers = {
+        "content-security-policy": content_security_policy(),
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "strict-origin-when-cross-origin",
+        "x-frame-options": "DENY",
+        "permissions-policy": "camera=(), microphone=(), geolocation=()",
+        "cross-origin-opener-policy": "same-origin",
+    }
+    if settings.secure_cookies:
+        headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+    items = list(headers.items())
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        headers = {
-            "content-security-policy": content_security_policy(),
-            "x-content-type-options": "nosniff",
-            "referrer-policy": "strict-origin-when-cross-origin",
-            "x-frame-options": "DENY",
-            "permissions-policy": "camera=(), microphone=(), geolocation=()",
-            "cross-origin-opener-policy": "same-origin",
-        }
-        if settings.secure_cookies:
-            headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
-        self.headers = list(headers.items())
+    async def add_headers(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start":
+            response_headers = MutableScopeHeaders.from_message(message)
+            for name, value in items:
+                response_headers[name] = value
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in self.headers:
-                    headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    return add_headers

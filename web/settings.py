@@ -10,7 +10,8 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = PROJECT_ROOT / "var"
+# Machine-local state (embedded database, development secret); git-ignored.
+VAR_DIR = Path(os.environ.get("CLEACK_VAR_DIR") or PROJECT_ROOT / "var").resolve()
 ENVIRONMENTS = ("development", "test", "production")
 
 
@@ -30,7 +31,7 @@ def _development_secret() -> str:
     path = VAR_DIR / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    VAR_DIR.mkdir(exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
     path.write_text(value)
     path.chmod(0o600)
