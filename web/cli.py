@@ -62,7 +62,13 @@ async def _serve(settings: Settings, url: str, *, with_worker: bool, banner: lis
 
     app = create_app(settings, database_url=url)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False, server_header=False
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     server = uvicorn.Server(config)
     stop = asyncio.Event()

@@ -54,6 +54,8 @@ class Settings:
     session_absolute_hours: int = 24 * 30
     rate_limits_enabled: bool = True
     log_level: str = "INFO"
+    # Addresses of reverse proxies whose X-Forwarded-For is believed (rate limits key on the client's address).
+    trusted_proxies: str | None = None
     platform_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
@@ -133,5 +135,6 @@ def load_settings() -> Settings:
         stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
         rate_limits_enabled=_flag("RATE_LIMITS", True),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        trusted_proxies=os.environ.get("TRUSTED_PROXIES") or None,
         platform_credentials=credentials,
     )
