@@ -144,7 +144,8 @@ async def test_the_database_refuses_an_unknown_status_and_a_non_positive_payment
     bad_rows = (
         "INSERT INTO draws (id, user_id, title, platform, status, created_at, updated_at) "
         "VALUES (gen_random_uuid(), :user, 'x', 'sandbox', 'finished', now(), now())",
-        "INSERT INTO payments (id, user_id, kind, status, amount, currency, external_reference, created_at, updated_at) "
+        "INSERT INTO payments (id, user_id, kind, status, amount, currency, external_reference, "
+        "created_at, updated_at) "
         "VALUES (gen_random_uuid(), :user, 'credit_pack', 'succeeded', 0, 'usd', 'ref', now(), now())",
     )
     for statement in bad_rows:
