@@ -27,6 +27,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from web.accounts.controllers import AccountController, SettingsController
 from web.accounts.services import AccountService
 from web.credits.controllers import CreditsController
+from web.credits.services import WELCOME_BONUS
 from web.db import create_engine, session_factory
 from web.draws.controllers import DrawsController
 from web.htmx import redirect
@@ -52,6 +53,7 @@ def _template_globals(settings: Settings) -> Any:
         engine.engine.globals.update(
             settings=settings,
             notices=NOTICES,
+            welcome_bonus=WELCOME_BONUS,
             static=lambda path: f"/static/{path}?v={STATIC_VERSION}",
         )
 

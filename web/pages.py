@@ -13,7 +13,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from web.credits.services import WELCOME_BONUS
 from web.htmx import render
 from web.mail import recent_outbox
 
@@ -22,7 +21,7 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 @get("/", name="home", sync_to_thread=False)
 def home(request: Request[Any, Any, Any]) -> Template:
-    return render(request, "home/index.html", {"welcome_bonus": WELCOME_BONUS})
+    return render(request, "home/index.html")
 
 
 @get("/healthz", name="healthz", opt={"skip_session": True})

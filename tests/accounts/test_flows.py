@@ -291,3 +291,23 @@ async def test_login_only_redirects_to_local_pages(client: httpx.AsyncClient, ma
     for target, expected in (("/credits", "/credits"), ("https://evil.example/", "/draws"), ("//evil", "/draws")):
         response = await post_form(client, "/login", {"email": user.email, "password": PASSWORD, "next": target})
         assert response.headers["location"] == expected
+
+
+async def test_inline_validation_answers_just_the_message_for_each_form(client: httpx.AsyncClient) -> None:
+    cases = {
+        ("signup", "email"): ("not-an-email", "Enter a valid email address"),
+        ("signup", "password"): ("short", "Use at least 10 characters."),
+        ("login", "email"): ("", "Enter your email address."),
+        ("forgot", "email"): ("x@", "Enter a valid email address"),
+        ("reset", "password"): ("password123", "This password is too common."),
+        ("profile", "full_name"): ("x" * 121, "too long"),
+        ("password", "new_password"): ("123", "Use at least 10 characters."),
+    }
+    for (form, field), (value, message) in cases.items():
+        response = await post_form(client, f"/forms/validate/{form}/{field}", {field: value})
+        assert response.status_code == 200
+        assert message in response.text
+        assert response.text.strip().startswith(f'<p class="field-error" id="{field}-error"')
+    fine = await post_form(client, "/forms/validate/signup/email", {"email": "fine@example.com"})
+    assert '<p class="field-error" id="email-error" role="alert" aria-live="polite"></p>' in fine.text
+    assert (await post_form(client, "/forms/validate/signup/role", {"role": "admin"})).status_code == 404

@@ -43,7 +43,14 @@ PASSWORD_FIELDS: dict[str, forms.Cleaner] = {
     "new_password": forms.clean_new_password,
 }
 # Fields whose inline check the browser may ask for, per form.
-INLINE_FIELDS = {"signup": SIGNUP_FIELDS, "reset": RESET_FIELDS, "password": PASSWORD_FIELDS}
+INLINE_FIELDS: dict[str, dict[str, forms.Cleaner]] = {
+    "signup": SIGNUP_FIELDS,
+    "login": {"email": forms.clean_email},
+    "forgot": FORGOT_FIELDS,
+    "reset": RESET_FIELDS,
+    "profile": PROFILE_FIELDS,
+    "password": {"new_password": forms.clean_new_password},
+}
 
 TOKEN_MESSAGES = {
     "invalid": "This link is not valid. Check that you copied all of it.",
