@@ -69,8 +69,7 @@ class CpuSnapshot:
 
     server: float | None
     client: float
-    machine_busy: float | None
-    machine_total: float | None
+    machine: tuple[float, float] | None  # busy, total
 
 
 @dataclass(frozen=True)
@@ -115,12 +114,7 @@ class Result:
 
     def machine_percent(self) -> float | None:
         """All cores' use during the window, in percent of one core (so up to cores x 100)."""
-        before, after = self.cpu_before, self.cpu_after
-        if None in (before.machine_busy, after.machine_busy, before.machine_total, after.machine_total):
-            return None
-        total = after.machine_total - before.machine_total  # type: ignore[operator]
-        busy = after.machine_busy - before.machine_busy  # type: ignore[operator]
-        return busy / total * (os.cpu_count() or 1) * 100 if total else None
+        return busy_percent(self.cpu_before.machine, self.cpu_after.machine)
 
 
 def build_request(path: str, port: int, cookie: str | None = None) -> bytes:
@@ -220,18 +214,20 @@ def cpu_snapshot(server_pid: int) -> CpuSnapshot:
         # utime and stime are the 14th and 15th fields; the command name before them may hold spaces
         fields = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()
         server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    machine = machine_cpu()
-    return CpuSnapshot(server, time.process_time(), *(machine or (None, None)))
+    return CpuSnapshot(server, time.process_time(), machine_cpu())
 
 
-async def machine_load(seconds: float) -> float | None:
-    """How busy the machine is, in percent of one core, over a few seconds."""
-    before = machine_cpu()
-    await asyncio.sleep(seconds)
-    after = machine_cpu()
+def busy_percent(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    """The machine's use between two machine_cpu() readings, in percent of one core (so up to cores x 100)."""
     if before is None or after is None or after[1] == before[1]:
         return None
     return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1) * 100
+
+
+async def machine_load(seconds: float) -> float | None:
+    before = machine_cpu()
+    await asyncio.sleep(seconds)
+    return busy_percent(before, machine_cpu())
 
 
 async def measure(
@@ -502,8 +498,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM does what Ctrl-C does: inside asyncio.run, the runner cancels its task rather than break a transport."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def _run(coroutine: Any) -> Any:
@@ -514,50 +515,55 @@ def _run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    plan = Plan(connections=args.connections, warmup=args.warmup, duration=args.duration)
-    signal.signal(signal.SIGTERM, _interrupt)
-    os.environ["CLEACK_ENV"] = "development"
-
+def run_bench(plan: Plan) -> tuple[str, float | None, list[Result]]:
+    """Database, servers, load; whatever happens, the servers and the embedded PostgreSQL are stopped after."""
     from web.db import EmbeddedPostgres, to_asyncpg_dsn, upgrade, with_database
     from web.security import session_cookie_name
     from web.settings import load_settings
 
     settings = load_settings()
-    try:
-        with contextlib.ExitStack() as stack:
-            server_url = os.environ.get("DATABASE_URL")
-            where = "DATABASE_URL's server"
-            if not server_url:
-                embedded = EmbeddedPostgres()
-                print("starting the embedded PostgreSQL…", file=sys.stderr, flush=True)
-                server_url = embedded.start()
-                stack.callback(embedded.stop)
-                where = "the embedded PostgreSQL (var/pgdata)"
-            url = with_database(server_url, DATABASE)
-            print(f"creating the {DATABASE} database…", file=sys.stderr, flush=True)
-            asyncio.run(recreate_database(server_url))
-            upgrade(url)
-            token = asyncio.run(seed(url, settings))
+    with contextlib.ExitStack() as stack:
+        server_url = os.environ.get("DATABASE_URL")
+        where = "DATABASE_URL's server"
+        if not server_url:
+            embedded = EmbeddedPostgres()
+            print("starting the embedded PostgreSQL…", file=sys.stderr, flush=True)
+            stack.callback(embedded.stop)
+            server_url = embedded.start()
+            where = "the embedded PostgreSQL (var/pgdata)"
+        url = with_database(server_url, DATABASE)
+        print(f"creating the {DATABASE} database…", file=sys.stderr, flush=True)
+        asyncio.run(recreate_database(server_url))
+        upgrade(url)
+        token = asyncio.run(seed(url, settings))
 
-            dsn, options = to_asyncpg_dsn(url)
-            env = {
-                **os.environ,
-                "CLEACK_ENV": "development",
-                "LOG_LEVEL": "WARNING",
-                "DATABASE_URL": url,
-                "BENCH_DATABASE_URL": url,
-                "BENCH_ASYNCPG_DSN": dsn,
-                "BENCH_ASYNCPG_HOST": str(options.get("host", "")),
-            }
-            cleack = stack.enter_context(Server("cleack_app", env))
-            ceiling = stack.enter_context(Server("ceiling_app", env))
-            baseline, results = _run(run_all(plan, cleack, ceiling, f"{session_cookie_name(settings)}={token}"))
+        dsn, options = to_asyncpg_dsn(url)
+        env = {
+            **os.environ,
+            "CLEACK_ENV": "development",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": url,
+            "BENCH_DATABASE_URL": url,
+            "BENCH_ASYNCPG_DSN": dsn,
+            "BENCH_ASYNCPG_HOST": str(options.get("host", "")),
+        }
+        cleack = stack.enter_context(Server("cleack_app", env))
+        ceiling = stack.enter_context(Server("ceiling_app", env))
+        baseline, results = _run(run_all(plan, cleack, ceiling, f"{session_cookie_name(settings)}={token}"))
+    return f"{where}, database {DATABASE} (dropped and created by this run)", baseline, results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan(connections=args.connections, warmup=args.warmup, duration=args.duration)
+    signal.signal(signal.SIGTERM, _terminate)
+    os.environ["CLEACK_ENV"] = "development"
+    try:
+        database, baseline, results = run_bench(plan)
     except KeyboardInterrupt:
-        print("\ninterrupted; servers stopped", file=sys.stderr)
+        print("\ninterrupted; the servers are stopped", file=sys.stderr)
         return 130
-    report(plan, baseline, results, f"{where}, database {DATABASE} (dropped and created by this run)")
+    report(plan, baseline, results, database)
     return 0
 
 
