@@ -7,4 +7,7 @@ import os
 from web.app import create_app
 from web.settings import load_settings
 
-app = create_app(load_settings(), database_url=os.environ["BENCH_DATABASE_URL"])
+# Served as in production (templates compiled once, production cookies), from the bench's database.
+app = create_app(
+    load_settings().with_overrides(environment="production"), database_url=os.environ["BENCH_DATABASE_URL"]
+)

@@ -549,7 +549,8 @@ def run_bench(plan: Plan) -> tuple[str, float | None, list[Result]]:
         }
         cleack = stack.enter_context(Server("cleack_app", env))
         ceiling = stack.enter_context(Server("ceiling_app", env))
-        baseline, results = _run(run_all(plan, cleack, ceiling, f"{session_cookie_name(settings)}={token}"))
+        cookie_name = session_cookie_name(settings.with_overrides(environment="production"))
+        baseline, results = _run(run_all(plan, cleack, ceiling, f"{cookie_name}={token}"))
     return f"{where}, database {DATABASE} (dropped and created by this run)", baseline, results
 
 

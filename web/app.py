@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,10 +28,10 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from web.accounts.controllers import AccountController, SettingsController
-from web.accounts.services import AccountService
+from web.accounts.services import resolve_session
 from web.credits.controllers import CreditsController
 from web.credits.services import WELCOME_BONUS
-from web.db import create_engine, session_factory
+from web.db import create_engine, create_read_pool, session_factory
 from web.draws.controllers import DrawsController
 from web.htmx import redirect
 from web.logs import configure_logging
@@ -50,6 +53,8 @@ STATIC_VERSION = "1"
 
 def _template_globals(settings: Settings) -> Any:
     def callback(engine: JinjaTemplateEngine) -> None:
+        # Re-reading templates from disk when they change is for development only.
+        engine.engine.auto_reload = settings.is_development
         engine.engine.globals.update(
             settings=settings,
             notices=NOTICES,
@@ -81,12 +86,24 @@ class SessionMiddleware:
         token = request.cookies.get(session_cookie_name(settings))
         if not token or len(token) > 128:
             return
-        alchemy: SQLAlchemyAsyncConfig = request.app.state.alchemy
-        db = alchemy.provide_session(request.app.state, request.scope)
-        active = await AccountService(db, settings).resolve_session(token)
+        active = await resolve_session(request.app.state.read_pool, settings, token)
         if active is not None:
             request.state.user = active.user
             request.state.session_id = active.session_id
+
+
+def read_pool_lifespan(url: str) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.read_pool = await create_read_pool(url)
+        # Everything built at start-up lives as long as the process: keep the garbage collector off it.
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await app.state.read_pool.close()
+
+    return lifespan
 
 
 def _error_page(request: Request[Any, Any, Any], status_code: int, title: str, message: str) -> Response[Any]:
@@ -193,20 +210,20 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             UnicodeDecodeError: handle_undecodable_form,
             Exception: handle_server_error,
         },
-        state=_initial_state(settings, alchemy, engine),
+        state=_initial_state(settings, engine),
+        lifespan=[read_pool_lifespan(url)],
         debug=False,
         logging_config=None,
         request_max_body_size=1024 * 1024,
     )
 
 
-def _initial_state(settings: Settings, alchemy: SQLAlchemyAsyncConfig, engine: Any) -> Any:
+def _initial_state(settings: Settings, engine: Any) -> Any:
     from litestar.datastructures import State
 
     return State(
         {
             "settings": settings,
-            "alchemy": alchemy,
             "db_engine_handle": engine,
             "session_maker_handle": session_factory(engine),
         }

@@ -54,11 +54,11 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     return create_async_engine(
         to_sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,
         pool_pre_ping=False,
         pool_recycle=1800,
     )
@@ -66,6 +66,19 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def create_read_pool(url: str, *, max_size: int = 10) -> Any:
+    """Plain asyncpg for the reads every page makes (session lookup, dashboards): no ORM, no transaction."""
+    import asyncpg
+
+    async def keep_as_is(connection: Any) -> None:
+        # These connections only ever run single statements outside transactions: nothing to reset, and
+        # the default reset would cost one more round trip per query.
+        return None
+
+    dsn, kwargs = to_asyncpg_dsn(url)
+    return await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, reset=keep_as_is, **kwargs)
 
 
 @asynccontextmanager

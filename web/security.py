@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 
 from web.settings import Settings
@@ -131,12 +130,10 @@ def security_headers_hook(settings: Settings) -> Callable[[Message, Scope], Awai
     }
     if settings.secure_cookies:
         headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
-    items = list(headers.items())
+    encoded = [(name.encode(), value.encode()) for name, value in headers.items()]
 
     async def add_headers(message: Message, scope: Scope) -> None:
         if message["type"] == "http.response.start":
-            response_headers = MutableScopeHeaders.from_message(message)
-            for name, value in items:
-                response_headers[name] = value
+            message["headers"] = [*message.get("headers", ()), *encoded]
 
     return add_headers

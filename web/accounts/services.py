@@ -73,13 +73,37 @@ class ActiveSession:
     user: CurrentUser
 
 
+SESSION_LOOKUP = """
+    SELECT s.id AS session_id, s.expires_at, s.last_seen_at,
+           u.id AS user_id, u.email, u.full_name, u.role, u.credit_balance
+    FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = $1
+"""
+
+
+async def resolve_session(pool: Any, settings: Settings, token: str) -> ActiveSession | None:
+    """The session a cookie token opens, if it is still valid; runs on every request, so plain SQL."""
+    now = utcnow()
+    row = await pool.fetchrow(SESSION_LOOKUP, hash_token(token))
+    if row is None:
+        return None
+    idle_limit = datetime.timedelta(minutes=settings.session_idle_minutes)
+    if row["expires_at"] <= now or row["last_seen_at"] + idle_limit <= now or row["role"] == "banned":
+        await pool.execute("DELETE FROM sessions WHERE id = $1", row["session_id"])
+        return None
+    if now - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
+        await pool.execute("UPDATE sessions SET last_seen_at = $2 WHERE id = $1", row["session_id"], now)
+    user = CurrentUser(row["user_id"], row["email"], row["full_name"], row["role"], row["credit_balance"])
+    return ActiveSession(row["session_id"], user)
+
+
 class AccountService:
     def __init__(self, db: AsyncSession, settings: Settings) -> None:
         self.db = db
         self.settings = settings
 
     async def by_email(self, email: str) -> User | None:
-        return await self.db.scalar(sa.select(User).where(sa.func.lower(User.email) == email.lower()))
+        return await self.db.scalar(sa.select(User).where(sa.func.lower(User.email) == sa.func.lower(email)))
 
     async def by_id(self, user_id: uuid.UUID) -> User | None:
         return await self.db.get(User, user_id)
@@ -196,7 +220,7 @@ class AccountService:
         await self.db.commit()
         user = await self.db.scalar(
             sa.select(User)
-            .where(sa.func.lower(User.email) == email.lower())
+            .where(sa.func.lower(User.email) == sa.func.lower(email))
             .options(sa.orm.undefer(User.password_hash))
         )
         if not await verify_password(user.password_hash if user else None, password) or user is None:
@@ -229,31 +253,6 @@ class AccountService:
         await self.record_activity(user.id, "login", client)
         await self.db.commit()
         return token
-
-    async def resolve_session(self, token: str) -> ActiveSession | None:
-        now = utcnow()
-        found = (
-            await self.db.execute(
-                sa.select(Session, User)
-                .join(User, User.id == Session.user_id)
-                .where(Session.token_hash == hash_token(token))
-            )
-        ).first()
-        if found is None:
-            return None
-        session, user = found
-        idle_limit = datetime.timedelta(minutes=self.settings.session_idle_minutes)
-        if session.expires_at <= now or session.last_seen_at + idle_limit <= now or user.is_banned:
-            await self.db.execute(sa.delete(Session).where(Session.id == session.id))
-            await self.db.commit()
-            return None
-        current = ActiveSession(
-            session.id, CurrentUser(user.id, user.email, user.full_name, user.role, user.credit_balance)
-        )
-        if now - session.last_seen_at >= LAST_SEEN_RESOLUTION:
-            await self.db.execute(sa.update(Session).where(Session.id == session.id).values(last_seen_at=now))
-            await self.db.commit()
-        return current
 
     async def end_session(self, session_id: uuid.UUID) -> None:
         await self.db.execute(sa.delete(Session).where(Session.id == session_id))
