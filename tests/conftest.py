@@ -31,6 +31,7 @@ from web.db import (
     EmbeddedPostgres,
     connect,
     create_engine,
+    database_name,
     ensure_database,
     session_factory,
     upgrade,
@@ -66,18 +67,27 @@ def server_url() -> Iterator[str]:
     embedded.stop()
 
 
+async def drop_database(server_url: str, url: str) -> None:
+    async with connect(with_database(server_url, "postgres")) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
     url = with_database(server_url, f"cleack_test_{uuid.uuid4().hex[:10]}")
     asyncio.run(ensure_database(url))
     upgrade(url)
     yield url
+    asyncio.run(drop_database(server_url, url))
 
-    async def drop() -> None:
-        async with connect(with_database(server_url, "postgres")) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1].split("?")[0]}" WITH (FORCE)')
 
-    asyncio.run(drop())
+@pytest.fixture
+def scratch_url(server_url: str) -> Iterator[str]:
+    """An empty database of its own, for tests that migrate or run the command line."""
+    url = with_database(server_url, f"cleack_scratch_{uuid.uuid4().hex[:10]}")
+    asyncio.run(ensure_database(url))
+    yield url
+    asyncio.run(drop_database(server_url, url))
 
 
 TABLES = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import gzip
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from litestar import Request
+from litestar.enums import RequestEncodingType
 
 MAX_FIELD_LENGTH = 10_000
 EMAIL_MAX = 254
@@ -20,6 +22,12 @@ PASSWORD_MAX = 256
 NAME_MAX = 120
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# Invisible characters that change the order text reads in (the "Trojan Source" ones), and U+FFFD, which stands
+# for bytes that were not text.
+NOT_ALLOWED = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufffd")
+
+NOT_SENT = "This field was not sent. Reload the page and try again."
+NOT_TEXT = "Enter text here, not a file."
 
 
 class FieldError(ValueError):
@@ -45,24 +53,33 @@ class Form:
 Cleaner = Callable[[str], Any]
 
 
-async def read_form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """Only the first value of each field, as text, whatever was sent."""
-    try:
-        data = await request.form()
-    except Exception:  # a body that is not a form is an empty form
-        return {}
-    values: dict[str, str] = {}
-    for key in data:
-        value = data.get(key)
-        values[key] = value if isinstance(value, str) else ""
-    return values
+async def read_form(request: Request[Any, Any, Any]) -> dict[str, str | None]:
+    """The first value of each field as text, or None for a field sent as a file.
+
+    A body that is not a form (JSON, say) reads as an empty one, so that every field is reported as not sent; a body
+    too large or malformed raises the client error that says so rather than passing for an empty form.
+    """
+    content_type, _ = request.content_type
+    if content_type == RequestEncodingType.URL_ENCODED:
+        # Litestar reads raw bytes as Latin-1. A form is UTF-8, and a byte that is not becomes U+FFFD, which the
+        # cleaners refuse, rather than other, plausible-looking text.
+        values: dict[str, str | None] = {}
+        for key, value in parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True):
+            values.setdefault(key, value)
+        return values
+    data = await request.form()
+    return {key: value if isinstance(value, str) else None for key, value in ((key, data.get(key)) for key in data)}
 
 
-def validate(values: dict[str, str], cleaners: dict[str, Cleaner]) -> Form:
-    form = Form(values={name: values.get(name, "") for name in cleaners})
+def validate(values: Mapping[str, str | None], cleaners: dict[str, Cleaner]) -> Form:
+    form = Form(values={name: values.get(name) or "" for name in cleaners})
     for name, clean in cleaners.items():
+        value = values.get(name)
+        if value is None:
+            form.error(name, NOT_TEXT if name in values else NOT_SENT)
+            continue
         try:
-            form.cleaned[name] = clean(values.get(name, ""))
+            form.cleaned[name] = clean(value)
         except FieldError as exc:
             form.error(name, str(exc))
     return form
@@ -71,18 +88,24 @@ def validate(values: dict[str, str], cleaners: dict[str, Cleaner]) -> Form:
 def _plain_text(value: str, label: str, *, max_length: int) -> str:
     if len(value) > max_length:
         raise FieldError(f"{label} is too long (at most {max_length} characters).")
-    if any(unicodedata.category(char) in {"Cc", "Cs", "Co", "Cn"} and char not in "\t" for char in value):
+    if any(
+        (unicodedata.category(char) in {"Cc", "Cs", "Co", "Cn"} and char != "\t") or char in NOT_ALLOWED
+        for char in value
+    ):
         raise FieldError(f"{label} contains characters that are not allowed.")
     return value
 
 
 def clean_email(value: str) -> str:
-    value = value.strip()
+    # Fullwidth or decomposed, it is the same address: one account per address however it is typed.
+    value = unicodedata.normalize("NFKC", value).strip()
     if not value:
         raise FieldError("Enter your email address.")
     if len(value) > EMAIL_MAX:
         raise FieldError(f"An email address has at most {EMAIL_MAX} characters.")
     _plain_text(value, "The email address", max_length=EMAIL_MAX)
+    if any(unicodedata.category(char) == "Cf" for char in value):  # invisible, so one address could pass for another
+        raise FieldError("The email address contains characters that are not allowed.")
     if not EMAIL_PATTERN.match(value) or (not value.isascii() and not _idna_ok(value)):
         raise FieldError("Enter a valid email address, like name@example.com.")
     return value
@@ -111,9 +134,11 @@ def clean_new_password(value: str) -> str:
         raise FieldError(f"Use at least {PASSWORD_MIN} characters.")
     if len(value) > PASSWORD_MAX:
         raise FieldError(f"Use at most {PASSWORD_MAX} characters.")
-    if "\x00" in value:
+    if "\x00" in value or "\ufffd" in value:
         raise FieldError("The password contains characters that are not allowed.")
-    if value.lower() in common_passwords() or len(set(value)) < 4:
+    # Judged as it will be hashed: a fullwidth "password123" is "password123".
+    normalized = unicodedata.normalize("NFKC", value)
+    if normalized.lower() in common_passwords() or len(set(normalized)) < 4:
         raise FieldError("This password is too common. Choose one that is harder to guess.")
     return value
 

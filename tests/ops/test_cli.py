@@ -8,16 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from tests.conftest import free_port
-from web.db import connect, ensure_database, upgrade, with_database
+from web.db import connect, upgrade
 
 CLEACK = [sys.executable, "-m", "web.cli"]
 
@@ -26,20 +23,6 @@ def cleack(*args: str, env: dict[str, str], input_text: str | None = None) -> su
     return subprocess.run(
         [*CLEACK, *args], env=env, capture_output=True, text=True, timeout=120, input=input_text, check=False
     )
-
-
-@pytest.fixture
-def scratch_url(server_url: str) -> Iterator[str]:
-    url = with_database(server_url, f"cleack_cli_{uuid.uuid4().hex[:8]}")
-    asyncio.run(ensure_database(url))
-    yield url
-
-    async def drop() -> None:
-        async with connect(with_database(server_url, "postgres")) as conn:
-            name = url.rsplit("/", 1)[1].split("?")[0]
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    asyncio.run(drop())
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:

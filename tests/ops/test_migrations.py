@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -13,22 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from web.db import connect, downgrade, ensure_database, to_sqlalchemy_url, upgrade, with_database
+from web.db import connect, downgrade, to_sqlalchemy_url, upgrade
 from web.models import metadata
-
-
-@pytest.fixture
-def scratch_url(server_url: str) -> Iterator[str]:
-    url = with_database(server_url, f"cleack_migrations_{uuid.uuid4().hex[:8]}")
-    asyncio.run(ensure_database(url))
-    yield url
-
-    async def drop() -> None:
-        async with connect(with_database(server_url, "postgres")) as conn:
-            name = url.rsplit("/", 1)[1].split("?")[0]
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    asyncio.run(drop())
 
 
 def _tables(url: str) -> set[str]:
