@@ -70,6 +70,16 @@ def safe_next(value: str | None) -> str:
     return "/draws"
 
 
+def too_many_attempts(
+    request: Request[Any, Any, Any], template: str, form: forms.Form, limited: RateLimited
+) -> Template:
+    return render(request, template, {"form": form, "alert": limited.message}, status_code=HTTP_429_TOO_MANY_REQUESTS)
+
+
+def invalid_form(request: Request[Any, Any, Any], template: str, form: forms.Form) -> Template:
+    return render(request, template, {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
+
+
 def provide_accounts(db_session: NamedDependency[AsyncSession], request: Request[Any, Any, Any]) -> AccountService:
     return AccountService(db_session, request.app.state.settings)
 
@@ -139,15 +149,10 @@ class AccountController(Controller):
             except EmailTaken:
                 form.error("email", "An account with this email already exists. Log in or reset your password.")
             except RateLimited as limited:
-                return render(
-                    request,
-                    "accounts/signup.html",
-                    {"form": form, "alert": limited.message},
-                    status_code=HTTP_429_TOO_MANY_REQUESTS,
-                )
+                return too_many_attempts(request, "accounts/signup.html", form, limited)
             else:
                 return redirect(request, "/signup/sent")
-        return render(request, "accounts/signup.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
+        return invalid_form(request, "accounts/signup.html", form)
 
     @get("/signup/sent")
     async def signup_sent(self, request: Request[Any, Any, Any]) -> Template:
@@ -177,16 +182,11 @@ class AccountController(Controller):
     async def resend_verification(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), FORGOT_FIELDS)
         if not form.is_valid:
-            return render(request, "accounts/login.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
+            return invalid_form(request, "accounts/login.html", form)
         try:
             await accounts.resend_verification(form.cleaned["email"], client_of(request))
         except RateLimited as limited:
-            return render(
-                request,
-                "accounts/login.html",
-                {"form": form, "alert": limited.message},
-                status_code=HTTP_429_TOO_MANY_REQUESTS,
-            )
+            return too_many_attempts(request, "accounts/login.html", form, limited)
         return redirect(request, "/signup/sent")
 
     # Login and logout
@@ -254,16 +254,11 @@ class AccountController(Controller):
     async def forgot(self, request: Request[Any, Any, Any], accounts: Accounts) -> Response[Any]:
         form = forms.validate(await forms.read_form(request), FORGOT_FIELDS)
         if not form.is_valid:
-            return render(request, "accounts/forgot.html", {"form": form}, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
+            return invalid_form(request, "accounts/forgot.html", form)
         try:
             await accounts.request_password_reset(form.cleaned["email"], client_of(request))
         except RateLimited as limited:
-            return render(
-                request,
-                "accounts/forgot.html",
-                {"form": form, "alert": limited.message},
-                status_code=HTTP_429_TOO_MANY_REQUESTS,
-            )
+            return too_many_attempts(request, "accounts/forgot.html", form, limited)
         return render(request, "accounts/forgot.html", {"form": form, "sent": True})
 
     @get("/reset-password/{token:str}", name="accounts:reset")

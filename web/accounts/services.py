@@ -154,21 +154,28 @@ class AccountService:
         return token
 
     async def _send_verification(self, user: User) -> None:
-        token = await self._issue_token(user, "email_verification", VERIFICATION_TTL)
-        link = f"{self.settings.base_url}/verify-email/{token}"
-        await send_mail(
-            self.db,
-            self.settings,
-            to=user.email,
+        await self._mail_link(
+            user,
+            "email_verification",
+            VERIFICATION_TTL,
+            "/verify-email/",
             subject="Confirm your email for Cleack",
             body=(
                 "Welcome to Cleack!\n\n"
-                f"Confirm your email address to activate your account and receive your "
-                f"welcome credits:\n\n{link}\n\n"
+                "Confirm your email address to activate your account and receive your "
+                "welcome credits:\n\n{link}\n\n"
                 "This link works once and expires in 48 hours. "
                 "If you did not sign up, you can ignore this message.\n"
             ),
         )
+
+    async def _mail_link(
+        self, user: User, purpose: str, ttl: datetime.timedelta, path: str, *, subject: str, body: str
+    ) -> None:
+        """Mail `user` a single-use link; `body` has a {link} placeholder."""
+        token = await self._issue_token(user, purpose, ttl)
+        link = f"{self.settings.base_url}{path}{token}"
+        await send_mail(self.db, self.settings, to=user.email, subject=subject, body=body.format(link=link))
 
     async def _consume_token(self, token: str, purpose: str) -> VerificationToken:
         """Mark the token used, atomically, so that it works exactly once."""
@@ -184,16 +191,25 @@ class AccountService:
             .values(used_at=sa.func.now())
             .returning(VerificationToken)
         )
-        if row is not None:
-            return row
-        known = await self.db.scalar(
+        if row is None:
+            # Another request used it between the two statements: that is "used" too.
+            raise await self._refusal(digest, purpose) or TokenRefused("used")
+        return row
+
+    async def _refusal(self, digest: bytes, purpose: str) -> TokenRefused | None:
+        """Why the token cannot be used, or None when it can."""
+        row = await self.db.scalar(
             sa.select(VerificationToken).where(
                 VerificationToken.token_hash == digest, VerificationToken.purpose == purpose
             )
         )
-        if known is None:
-            raise TokenRefused("invalid")
-        raise TokenRefused("used" if known.used_at is not None else "expired")
+        if row is None:
+            return TokenRefused("invalid")
+        if row.used_at is not None:
+            return TokenRefused("used")
+        if row.expires_at <= utcnow():
+            return TokenRefused("expired")
+        return None
 
     async def verify_email(self, token: str, client: Client) -> User:
         try:
@@ -306,16 +322,15 @@ class AccountService:
         user = await self.by_email(email)
         if user is None or user.is_banned:
             return
-        token = await self._issue_token(user, "password_reset", RESET_TTL)
-        link = f"{self.settings.base_url}/reset-password/{token}"
-        await send_mail(
-            self.db,
-            self.settings,
-            to=user.email,
+        await self._mail_link(
+            user,
+            "password_reset",
+            RESET_TTL,
+            "/reset-password/",
             subject="Reset your Cleack password",
             body=(
                 "Someone asked to reset the password of your Cleack account.\n\n"
-                f"Choose a new password here:\n\n{link}\n\n"
+                "Choose a new password here:\n\n{link}\n\n"
                 "This link works once and expires in one hour. "
                 "If it was not you, ignore this message: your password stays as it is.\n"
             ),
@@ -323,18 +338,9 @@ class AccountService:
         await self.db.commit()
 
     async def check_reset_token(self, token: str) -> None:
-        row = await self.db.scalar(
-            sa.select(VerificationToken).where(
-                VerificationToken.token_hash == hash_token(token),
-                VerificationToken.purpose == "password_reset",
-            )
-        )
-        if row is None:
-            raise TokenRefused("invalid")
-        if row.used_at is not None:
-            raise TokenRefused("used")
-        if row.expires_at <= utcnow():
-            raise TokenRefused("expired")
+        refusal = await self._refusal(hash_token(token), "password_reset")
+        if refusal is not None:
+            raise refusal
 
     async def reset_password(self, token: str, new_password: str, client: Client) -> User:
         try:
