@@ -29,6 +29,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from web.accounts.controllers import AccountController, SettingsController
 from web.accounts.services import resolve_session
+from web.admin.controllers import AdminController
 from web.credits.controllers import CreditsController
 from web.credits.services import WELCOME_BONUS
 from web.db import create_engine, create_read_pool, session_factory
@@ -47,6 +48,13 @@ NOTICES = {
     "password_reset": "Your password has been changed. Log in with the new one.",
     "password_changed": "Your password has been changed. Your other sessions were logged out.",
     "profile_saved": "Your profile has been saved.",
+    "banned": "The user is banned and their sessions have ended.",
+    "unbanned": "The user can log in again.",
+    "granted": "The credits were granted.",
+    "already_granted": "These credits had already been granted; nothing more was added.",
+    "note_added": "The note was added.",
+    "flagged": "The note is flagged.",
+    "unflagged": "The note is no longer flagged.",
 }
 STATIC_VERSION = "1"
 
@@ -185,6 +193,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             SettingsController,
             CreditsController,
             DrawsController,
+            AdminController,
             create_static_files_router(
                 path="/static",
                 directories=[PROJECT_ROOT / "static"],

@@ -167,6 +167,14 @@ def clean_required_text(label: str, max_length: int) -> Cleaner:
     return clean
 
 
+def clean_search(value: str | None, max_length: int = 200) -> str:
+    """A search or filter term: printable text only, spaces folded, cut to length."""
+    printable = "".join(
+        char for char in value or "" if unicodedata.category(char)[0] != "C" and char not in NOT_ALLOWED
+    )
+    return " ".join(printable.split())[:max_length]
+
+
 def clean_page(value: str | None) -> int:
     try:
         page = int(value or 1)

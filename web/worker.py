@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web import ratelimit
 from web.accounts.models import Session, VerificationToken
+from web.admin.metrics import roll_up_recent
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,10 @@ async def purge_expired_auth_state(db: AsyncSession) -> dict[str, int]:
     }
 
 
-JOBS = (PeriodicJob("purge-expired-auth-state", datetime.timedelta(minutes=10), purge_expired_auth_state),)
+JOBS = (
+    PeriodicJob("purge-expired-auth-state", datetime.timedelta(minutes=10), purge_expired_auth_state),
+    PeriodicJob("roll-up-system-metrics", datetime.timedelta(minutes=15), roll_up_recent),
+)
 
 
 async def run_job_once(session_maker: async_sessionmaker[AsyncSession], job: PeriodicJob) -> dict[str, int] | None:
