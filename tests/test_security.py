@@ -116,3 +116,14 @@ async def test_a_logged_in_user_visiting_login_goes_to_the_dashboard(logged_in: 
     client, user = await logged_in()
     assert (await client.get("/login")).headers["location"] == "/draws"
     assert (await log_in(client, user.email, user.password)).status_code == 303
+
+
+async def test_an_unknown_address_is_a_404_that_still_knows_who_is_logged_in(logged_in: Any) -> None:
+    client, _ = await logged_in()
+    for path in ("/nope", "/draws/nope/deeper", "/static/../../etc/passwd"):
+        response = await client.get(path)
+        assert response.status_code == 404
+    page = await client.get("/nope")
+    assert "Page not found" in page.text
+    assert 'data-testid="nav-balance">3<' in page.text
+    assert (await client.post("/nope", data={})).status_code in (403, 404, 405)

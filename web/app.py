@@ -36,7 +36,7 @@ from web.db import create_engine, create_read_pool, session_factory
 from web.draws.controllers import DrawsController
 from web.htmx import redirect
 from web.logs import configure_logging
-from web.pages import dev_outbox, healthz, home
+from web.pages import dev_outbox, healthz, home, not_found
 from web.security import csrf_config, security_headers_hook, session_cookie_name
 from web.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -189,6 +189,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             home,
             healthz,
             dev_outbox,
+            not_found,
             AccountController,
             SettingsController,
             CreditsController,

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,6 +23,12 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 @get("/", name="home", sync_to_thread=False)
 def home(request: Request[Any, Any, Any]) -> Template:
     return render(request, "home/index.html")
+
+
+@get("/{path:path}", name="not_found", sync_to_thread=False, include_in_schema=False)
+def not_found(path: FromPath[str]) -> None:
+    """Unknown addresses pass through the middleware like any page, so the 404 knows who is logged in."""
+    raise NotFoundException()
 
 
 @get("/healthz", name="healthz", opt={"skip_session": True})

@@ -290,7 +290,8 @@ async def test_every_unsafe_route_is_classified_here(live_server: LiveServer) ->
             route.path
             for route in app.routes
             for handler in getattr(route, "route_handlers", [])
-            if UNSAFE & set(handler.http_methods)
+            # The admin area answers 404 to all but administrators; tests/admin covers each of its routes.
+            if UNSAFE & set(handler.http_methods) and not route.path.startswith("/admin")
         }
     finally:
         await app.state.db_engine_handle.dispose()
