@@ -7,6 +7,7 @@ elsewhere; each run gets its own freshly migrated database, emptied before every
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -221,6 +222,11 @@ async def new_client(live_server: LiveServer) -> AsyncIterator[Any]:
 
 
 # Helpers that act as a user would
+
+
+def hx_location(response: httpx.Response) -> str:
+    """Where an htmx answer sends the browser (the path inside the HX-Location header)."""
+    return str(json.loads(response.headers["HX-Location"])["path"])
 
 
 async def csrf_token(client: httpx.AsyncClient) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from litestar.testing import AsyncTestClient
 
-from tests.conftest import LiveServer, Mailbox, log_in, post_form, sign_up
+from tests.conftest import LiveServer, Mailbox, hx_location, log_in, post_form, sign_up
 from web.app import create_app
 from web.settings import Settings
 
@@ -53,7 +53,7 @@ async def test_htmx_sends_the_csrf_token_as_a_header(client: httpx.AsyncClient, 
         headers={"x-csrftoken": token, "HX-Request": "true"},
     )
     assert response.status_code == 200
-    assert response.headers["HX-Location"] == "/draws"
+    assert hx_location(response) == "/draws"
 
 
 async def test_health_is_ok_when_the_database_answers(client: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from litestar import Request, Response
@@ -32,5 +33,7 @@ def render(
 def redirect(request: Request[Any, Any, Any], url: str, *, cookies: list[Cookie] | None = None) -> Response[Any]:
     """303 for browsers; for htmx, an HX-Location so that it navigates and keeps the history right."""
     if getattr(request, "htmx", None):
-        return Response(content=b"", status_code=HTTP_200_OK, headers={"HX-Location": url}, cookies=cookies or [])
+        # Like a boosted link: the whole body, and the new page seen from its top.
+        location = json.dumps({"path": url, "target": "body", "swap": "innerHTML show:window:top"})
+        return Response(content=b"", status_code=HTTP_200_OK, headers={"HX-Location": location}, cookies=cookies or [])
     return Redirect(path=url, status_code=HTTP_303_SEE_OTHER, cookies=cookies or [])

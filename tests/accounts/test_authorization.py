@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import LiveServer, csrf_token, log_in, post_form
+from tests.conftest import LiveServer, csrf_token, hx_location, log_in, post_form
 from web.accounts.models import Session
 from web.app import create_app
 from web.credits.services import CreditsService
@@ -225,7 +225,7 @@ async def test_an_htmx_request_from_an_anonymous_visitor_navigates_to_log_in(
     response = await client.get(path, headers={"HX-Request": "true"})
 
     assert response.status_code == 200
-    assert response.headers["HX-Location"] == f"/login?next={path}"
+    assert hx_location(response) == f"/login?next={path}"
     assert response.text == ""
 
 
@@ -319,7 +319,7 @@ async def test_an_anonymous_visitor_cannot_use_a_members_action(
 
     response = await post_form(client, url, MEMBER_ACTIONS[path], headers=headers)
 
-    location = response.headers.get("HX-Location" if as_htmx else "location")
+    location = hx_location(response) if as_htmx else response.headers.get("location")
     assert response.status_code == (200 if as_htmx else 303)
     assert location == f"/login?next={url}"
     assert await session_exists(engine, member_session)

@@ -18,11 +18,14 @@ coroutine in that thread: `Runner.run() cannot be called from a running event lo
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import re
 import shutil
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,6 +95,33 @@ def make_user(database_url: str, live_server: LiveServer) -> Callable[..., Creat
         return run_in_own_loop(create)
 
     return make
+
+
+@pytest.fixture
+def seed_metrics(database_url: str) -> Callable[[dict[str, list[float]]], None]:
+    """Store daily system metrics, each list running from the oldest day to today (UTC): `seed_metrics({...})`."""
+
+    def seed(series: dict[str, list[float]]) -> None:
+        today = datetime.datetime.now(datetime.UTC).date()
+        rows = []
+        for metric_type, values in series.items():
+            first = today - datetime.timedelta(days=len(values) - 1)
+            for offset, value in enumerate(values):
+                day = first + datetime.timedelta(days=offset)
+                metadata = json.dumps({"date": day.isoformat(), "seeded": True})
+                rows.append((uuid.uuid4(), metric_type, day, Decimal(str(value)), metadata))
+
+        async def insert() -> None:
+            async with connect(database_url) as conn:
+                await conn.executemany(
+                    "INSERT INTO system_metrics (id, metric_type, day, value, metadata, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5::jsonb, clock_timestamp())",
+                    rows,
+                )
+
+        run_in_own_loop(insert)
+
+    return seed
 
 
 # Playwright, for this package only
