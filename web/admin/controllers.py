@@ -39,7 +39,8 @@ def clean_amount(value: str) -> int:
         raise forms.FieldError("Enter a number of credits.")
     if not value.isascii() or not value.isdigit():
         raise forms.FieldError("Enter a whole number of credits, like 5.")
-    amount = int(value)
+    # Python refuses to convert thousands of digits, and no such number is in range anyway.
+    amount = int(value) if len(value.lstrip("0")) <= len(str(MAX_GRANT)) else MAX_GRANT + 1
     if not 1 <= amount <= MAX_GRANT:
         raise forms.FieldError(f"Grant between 1 and {MAX_GRANT:,} credits.")
     return amount
@@ -103,7 +104,10 @@ class AdminController(Controller):
 
     @get("/users/{user_id:uuid}", name="admin:user")
     async def user(self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID], admin: Admin) -> Template:
-        return await self._user_page(request, admin, user_id)
+        page = await self._user_page(request, admin, user_id)
+        # Recorded here only: a refused action shows the page again but is no new view, and changes nothing.
+        await admin.record_and_commit(actor_of(request), "user_viewed", user_id)
+        return page
 
     async def _user_page(
         self,
@@ -117,7 +121,6 @@ class AdminController(Controller):
         detail = await admin.user_detail(user_id)
         if detail is None:
             raise NotFoundException("No such user.")
-        await admin.record_and_commit(actor_of(request), "user_viewed", user_id)
         forms_in_page = {
             "grant": forms.Form(values={"request_key": str(uuid.uuid4())}),
             "ban": forms.Form(),
@@ -185,7 +188,8 @@ class AdminController(Controller):
     async def add_note(
         self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID], admin: Admin
     ) -> Response[Any]:
-        form = forms.validate(await forms.read_form(request), NOTE_FIELDS)
+        # A browser sends no field at all for an unticked checkbox.
+        form = forms.validate({"flagged": "", **await forms.read_form(request)}, NOTE_FIELDS)
         if not form.is_valid:
             return await self._refused(request, admin, user_id, "note", form)
         try:

@@ -216,8 +216,9 @@ class AdminService:
         self, actor: Actor, user_id: uuid.UUID, amount: int, reason: str, request_key: str
     ) -> LedgerEntry:
         """Bonus credits through the ledger; `request_key` makes a resubmitted form grant once."""
-        if await self.db.get(User, user_id) is None:
-            raise LookupError("no such user")
+        # Locking the user first makes a concurrent resubmission wait, then find the ledger row and roll back its
+        # audit row; without it, both pass the ledger's first check and the loser's audit row is committed.
+        await self._target(user_id)
         await self.record(actor, "credits_granted", user_id, amount=amount, reason=reason, request=request_key)
         entry = await CreditsService(self.db).grant(
             user_id,
