@@ -201,6 +201,7 @@ def create_admin(email: str, password: str | None) -> None:
     """Create (or promote) an administrator with a verified EMAIL."""
     from web import forms
     from web.accounts.services import AccountService
+    from web.admin.services import Actor, AdminService
     from web.db import create_engine, session_factory
 
     try:
@@ -216,7 +217,15 @@ def create_admin(email: str, password: str | None) -> None:
         engine = create_engine(url, pool_size=1)
         try:
             async with session_factory(engine)() as session:
-                await AccountService(session, settings).create_verified(email, password, role="admin")
+                accounts = AccountService(session, settings)
+                existed = await accounts.by_email(email) is not None
+                user = await accounts.create_verified(email, password, role="admin")
+                await AdminService(session).record_and_commit(
+                    Actor(id=None, ip=None),
+                    "admin_promoted" if existed else "admin_created",
+                    user.id,
+                    via="command line",
+                )
         finally:
             await engine.dispose()
 

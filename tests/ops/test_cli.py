@@ -49,6 +49,16 @@ def test_create_admin_makes_a_verified_administrator(scratch_url: str, tmp_path:
     assert "Administrator Boss@Example.com is ready." in done.stdout
     assert "Password: " in done.stdout
     assert _fetch(scratch_url, "SELECT role, email_verified FROM users") == [("admin", True)]
+    assert _fetch(scratch_url, "SELECT action, admin_id, details->>'via' FROM audit_logs") == [
+        ("admin_created", None, "command line")
+    ]
+    again = cleack("create-admin", "boss@example.com", "--password", "another admin phrase", env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(_fetch(scratch_url, "SELECT id FROM users")) == 1
+    assert _fetch(scratch_url, "SELECT action FROM audit_logs ORDER BY created_at") == [
+        ("admin_created",),
+        ("admin_promoted",),
+    ]
     refused = cleack("create-admin", "not-an-email", env=env)
     assert refused.returncode != 0
     assert "Enter a valid email address" in refused.stderr

@@ -57,9 +57,9 @@ class UserDetail:
 
 @dataclass(frozen=True)
 class Actor:
-    """The administrator acting, and from where."""
+    """The administrator acting, and from where; no id for the command line."""
 
-    id: uuid.UUID
+    id: uuid.UUID | None
     ip: str | None
 
 
