@@ -15,6 +15,7 @@ from web.admin.models import AdminNote, AuditLog
 from web.billing.models import Payment, Subscription
 from web.credits.services import CreditsService, LedgerEntry
 from web.draws.models import Draw
+from web.pagination import Page
 from web.social.models import SocialAccount
 
 PER_PAGE = 25
@@ -22,18 +23,6 @@ PER_PAGE = 25
 
 class AdminActionRefused(Exception):
     """The action makes no sense on this user (banning oneself, another admin…)."""
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[Any]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from uuid_utils.compat import uuid7
 
 from web.accounts.models import User
 from web.credits.models import Credit
+from web.pagination import Page
 
 WELCOME_BONUS = 3
 
@@ -38,18 +39,6 @@ class _AlreadyRecorded(Exception):
 class LedgerEntry:
     row: Credit
     created: bool
-
-
-@dataclass(frozen=True)
-class LedgerPage:
-    rows: list[Credit]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 class CreditsService:
@@ -113,7 +102,7 @@ class CreditsService:
             raise ValueError("a refund is a positive amount")
         return await self._record(user_id, amount, "refund", idempotency_key, description, metadata)
 
-    async def ledger(self, user_id: uuid.UUID, *, page: int = 1, per_page: int = 20) -> LedgerPage:
+    async def ledger(self, user_id: uuid.UUID, *, page: int = 1, per_page: int = 20) -> Page:
         page = max(1, page)
         total = await self.db.scalar(sa.select(sa.func.count()).select_from(Credit).where(Credit.user_id == user_id))
         rows = await self.db.scalars(
@@ -123,7 +112,7 @@ class CreditsService:
             .limit(per_page)
             .offset((page - 1) * per_page)
         )
-        return LedgerPage(list(rows), page, per_page, int(total or 0))
+        return Page(list(rows), page, per_page, int(total or 0))
 
     async def _existing(self, idempotency_key: str) -> Credit | None:
         return await self.db.scalar(sa.select(Credit).where(Credit.idempotency_key == idempotency_key))
