@@ -68,7 +68,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def create_read_pool(url: str, *, max_size: int = 10) -> Any:
+async def create_read_pool(url: str, *, max_size: int = 20) -> Any:
     """Plain asyncpg for the reads every page makes (session lookup, dashboards): no ORM, no transaction."""
     import asyncpg
 
