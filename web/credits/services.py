@@ -90,17 +90,12 @@ class CreditsService:
         return await self._record(user_id, -amount, "usage", idempotency_key, description, metadata)
 
     async def refund(
-        self,
-        user_id: uuid.UUID,
-        amount: int,
-        *,
-        idempotency_key: str,
-        description: str = "",
-        metadata: dict[str, Any] | None = None,
+        self, user_id: uuid.UUID, amount: int, *, idempotency_key: str, description: str = ""
     ) -> LedgerEntry:
-        if amount <= 0:
-            raise ValueError("a refund is a positive amount")
-        return await self._record(user_id, amount, "refund", idempotency_key, description, metadata)
+        """Credits given back, for a draw that failed or was cancelled."""
+        return await self.grant(
+            user_id, amount, transaction_type="refund", idempotency_key=idempotency_key, description=description
+        )
 
     async def ledger(self, user_id: uuid.UUID, *, page: int = 1, per_page: int = 20) -> Page:
         page = max(1, page)
