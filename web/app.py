@@ -32,7 +32,7 @@ from web.accounts.services import resolve_session
 from web.admin.controllers import AdminController
 from web.credits.controllers import CreditsController
 from web.credits.services import WELCOME_BONUS
-from web.db import create_engine, create_read_pool, session_factory
+from web.db import create_engine, create_read_pool
 from web.draws.controllers import DrawsController
 from web.htmx import redirect
 from web.logs import configure_logging
@@ -235,6 +235,5 @@ def _initial_state(settings: Settings, engine: Any) -> Any:
         {
             "settings": settings,
             "db_engine_handle": engine,
-            "session_maker_handle": session_factory(engine),
         }
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -147,8 +146,3 @@ def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
-
-
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    """Alembic's env.py runs its own event loop, so it gets a thread of its own."""
-    await asyncio.to_thread(upgrade, url, revision)

@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 from litestar import Request
 from litestar.enums import RequestEncodingType
 
-MAX_FIELD_LENGTH = 10_000
 EMAIL_MAX = 254
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256

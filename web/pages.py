@@ -7,12 +7,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar import Request, Response, get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from web.htmx import render
 from web.mail import recent_outbox
@@ -48,11 +49,7 @@ async def healthz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
 
 
 @get("/dev/outbox", name="dev:outbox")
-async def dev_outbox(request: Request[Any, Any, Any]) -> Template:
-    settings = request.app.state.settings
-    if not settings.dev_outbox_enabled:
+async def dev_outbox(request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Template:
+    if not request.app.state.settings.dev_outbox_enabled:
         raise NotFoundException()
-    session_maker = request.app.state.session_maker_handle
-    async with session_maker() as db:
-        messages = await recent_outbox(db)
-    return render(request, "dev/outbox.html", {"messages": messages})
+    return render(request, "dev/outbox.html", {"messages": await recent_outbox(db_session)})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import secrets
 import unicodedata
 from typing import TYPE_CHECKING, Any
@@ -62,10 +61,6 @@ def new_token() -> str:
 
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
-
-
-def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def session_cookie_name(settings: Settings) -> str:

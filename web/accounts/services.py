@@ -105,9 +105,6 @@ class AccountService:
     async def by_email(self, email: str) -> User | None:
         return await self.db.scalar(sa.select(User).where(sa.func.lower(User.email) == sa.func.lower(email)))
 
-    async def by_id(self, user_id: uuid.UUID) -> User | None:
-        return await self.db.get(User, user_id)
-
     async def record_activity(self, user_id: uuid.UUID, action: str, client: Client | None = None, **data: Any) -> None:
         self.db.add(UserActivity(user_id=user_id, action=action, data=data or None, ip_address=client and client.ip))
 
