@@ -142,3 +142,24 @@ class StripeEvent(UUIDv7Base):
     stripe_created: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
     received_at: Mapped[datetime.datetime] = created_at_column(index=False)
     processed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+APPLE_NOTIFICATION_STATUSES = ("received", "processed", "failed", "ignored")
+
+
+class AppleNotification(UUIDv7Base):
+    """An App Store Server Notification, kept under Apple's notificationUUID so it is processed once."""
+
+    __tablename__ = "apple_notifications"
+    __table_args__ = (in_list("status", APPLE_NOTIFICATION_STATUSES, "status_valid"),)
+
+    notification_uuid: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    notification_type: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    subtype: Mapped[str | None] = mapped_column(sa.String(64))
+    original_transaction_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, default="received", server_default="received")
+    attempts: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    received_at: Mapped[datetime.datetime] = created_at_column(index=False)
+    processed_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
