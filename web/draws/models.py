@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from advanced_alchemy.base import orm_registry
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,6 +29,7 @@ EXCLUSION_REASONS = (
     "not_following",
 )
 ANNOUNCEMENT_STATUSES = ("draft", "scheduled", "published", "failed")
+ENGAGEMENT_KINDS = ("like", "follow")
 
 
 class Draw(UUIDv7AuditBase):
@@ -38,6 +40,7 @@ class Draw(UUIDv7AuditBase):
         sa.Index("ix_draws_created_at", "created_at"),
         sa.Index("ix_draws_executed_at", "executed_at"),
         sa.Index("ix_draws_scheduled_at", "scheduled_at"),
+        sa.Index("ix_draws_completed_at", "completed_at"),
         in_list("status", DRAW_STATUSES, "status_valid"),
         in_list("platform", DRAW_PLATFORMS, "platform_valid"),
         sa.CheckConstraint("credits_used >= 0", name="credits_used_not_negative"),
@@ -94,6 +97,8 @@ class DrawParticipant(UUIDv7Base):
     __tablename__ = "draw_participants"
     __table_args__ = (
         sa.Index("ix_draw_participants_draw_id_eligible", "draw_id", "is_eligible"),
+        # A comment fetched twice (a page re-read, a platform repeating itself) is one entry.
+        sa.Index("uq_draw_participants_entry", "draw_id", "platform", "comment_id", unique=True),
         sa.CheckConstraint(
             "exclusion_reason IS NULL OR exclusion_reason IN ("
             + ", ".join(f"'{reason}'" for reason in EXCLUSION_REASONS)
@@ -117,6 +122,23 @@ class DrawParticipant(UUIDv7Base):
     is_business: Mapped[bool | None] = mapped_column()
     is_eligible: Mapped[bool | None] = mapped_column()
     exclusion_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    # Which of the draw's sources the entry came from (None for an uploaded list's rows).
+    source_index: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    # The entry's Merkle leaf (web.fairness.entries.leaf_hash), computed as the engine stores it.
+    leaf_hash: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class DrawEngagement(orm_registry.generate_base()):  # type: ignore[misc]
+    """Who liked a source post, or follows a source's account, as fetched for a draw's rules."""
+
+    __tablename__ = "draw_engagements"
+    __table_args__ = (in_list("kind", ENGAGEMENT_KINDS, "kind_valid"),)
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    # A like belongs to the post of that source; a follow to the first source on that account.
+    source_index: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    platform_user_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
 
 
 class DrawHistory(UUIDv7Base):

@@ -1,0 +1,299 @@
+"""A draw over 1,000,000 sandbox comments, end to end, against a locally started app and a real worker process.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/draw.py [--comments 1000000]
+
+It creates a scratch database on DATABASE_URL's server (the embedded PostgreSQL when unset), serves the app
+(`cleack serve`, which carries the sandbox platform) and, in this process, connects a creator's sandbox account
+through the app's OAuth callback. It then times a fetch-only pass (the provider client paging through the post
+without storing anything), and then the draw itself, run by a `cleack worker` process whose resident memory is
+sampled every 50 ms. It prints entries per second, the worker's peak RSS, each stage's time (fetch, filter,
+select + certificate) and the ratio of the whole draw to the fetch-only pass, against the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+# Run as a script, this file's folder heads the path and `import web` would find bench/web.py.
+sys.path[:] = [entry for entry in sys.path if Path(entry or os.curdir).resolve() != BENCH_DIR]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from uuid_utils.compat import uuid7  # noqa: E402
+
+from web.accounts.services import AccountService  # noqa: E402
+from web.credits.services import CreditsService  # noqa: E402
+from web.db import (  # noqa: E402
+    EmbeddedPostgres,
+    connect,
+    create_engine,
+    database_name,
+    ensure_database,
+    session_factory,
+    upgrade,
+    with_database,
+)
+from web.draws.models import Draw, DrawHistory  # noqa: E402
+from web.fairness import commitment, new_secret  # noqa: E402
+from web.sandbox.models import SandboxAccount  # noqa: E402
+from web.sandbox.services import SCOPES, SandboxService  # noqa: E402
+from web.settings import Settings  # noqa: E402
+from web.social.models import SocialAccount  # noqa: E402
+from web.social.providers import provider_for  # noqa: E402
+from web.social.services import SocialService, platform_http_client  # noqa: E402
+
+RATIO_TARGET = 1.3
+RSS_TARGET_MB = 300
+SELECT_TARGET_SECONDS = 2.0
+PASSWORD = "bench password 12345"
+CONFIG: dict[str, Any] = {
+    "filters": {"min_followers": 20, "exclude_suspicious": True, "exclude_businesses": True},
+    "rules": {
+        "require_like": False,
+        "require_comment": True,
+        "require_follow": False,
+        "comment_keywords": ["amazing", "win", "love"],
+        "min_mentions": 0,
+        "one_entry_per_user": True,
+    },
+    "winners_count": 10,
+    "alternates_count": 5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def app_environment(url: str, port: int, secret_key: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLEACK_ENV": "development",
+        "DATABASE_URL": url,
+        "PORT": str(port),
+        "BASE_URL": f"http://127.0.0.1:{port}",
+        "SECRET_KEY": secret_key,
+        "RATE_LIMITS": "off",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the app exited before it was ready")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit("the app was not ready after 60 s")
+
+
+async def connect_creator(url: str, settings: Settings, comments: int) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """A creator with credits, connected to a new sandbox account through the app, and a post: (user, account, post)."""
+    engine = create_engine(url, pool_size=2)
+    maker = session_factory(engine)
+    email = f"bench-{secrets.token_hex(4)}@example.com"
+    async with maker() as db:
+        user = await AccountService(db, settings).create_verified(email, PASSWORD)
+        await CreditsService(db).grant(user.id, 100, transaction_type="bonus", idempotency_key=f"bench:{user.id}")
+    async with httpx.AsyncClient(base_url=settings.base_url, timeout=30) as browser:
+        await browser.get("/login")
+        token = browser.cookies["csrftoken"]
+        login = await browser.post("/login", data={"email": email, "password": PASSWORD, "_csrf_token": token})
+        assert login.status_code == 303, login.text
+        started = await browser.post("/accounts/sandbox/connect", data={"_csrf_token": token})
+        assert started.status_code == 303, started.text
+        params = dict(parse_qsl(urlsplit(started.headers["location"]).query))
+        username = f"bench_{secrets.token_hex(4)}"
+        async with maker() as db:
+            sandbox = SandboxService(db, settings)
+            sandbox_account = await sandbox.ensure_account(username)
+            code = await sandbox.issue_code(
+                sandbox_account, params["redirect_uri"], params["code_challenge"], " ".join(SCOPES)
+            )
+        landed = await browser.get(
+            urlsplit(params["redirect_uri"]).path + "?" + urlencode({"code": code, "state": params["state"]})
+        )
+        assert landed.status_code == 303 and "connected" in landed.headers["location"], landed.text
+    async with maker() as db:
+        account = await db.scalar(sa.select(SocialAccount).where(SocialAccount.user_id == user.id))
+        sandbox_account = await db.scalar(sa.select(SandboxAccount).where(SandboxAccount.username == username))
+        assert account is not None and sandbox_account is not None
+        post = await SandboxService(db, settings).create_post(sandbox_account, comments)
+        await db.commit()
+        post_id = post.post_id
+    await engine.dispose()
+    return user.id, account.id, post_id
+
+
+async def fetch_only(url: str, settings: Settings, user_id: uuid.UUID, account_id: uuid.UUID, post_id: str) -> float:
+    """The provider client paging through the whole post, storing nothing: the floor of any draw's time."""
+    engine = create_engine(url, pool_size=1)
+    async with platform_http_client() as http, session_factory(engine)() as db:
+        social = SocialService(db, settings, http)
+        account = await social.account_of(user_id, account_id)
+        assert account is not None
+        token = await social.fresh_token(account)
+        provider = provider_for(settings, "sandbox", http)
+        started = time.perf_counter()
+        cursor = None
+        seen = 0
+        while True:
+            page = await provider.comments(token, post_id, cursor)
+            seen += len(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        elapsed = time.perf_counter() - started
+    await engine.dispose()
+    print(f"fetch-only pass: {seen:,} comments in {elapsed:.1f} s", flush=True)
+    return elapsed
+
+
+async def create_draw(url: str, user_id: uuid.UUID, account_id: uuid.UUID, post_id: str, comments: int) -> uuid.UUID:
+    engine = create_engine(url, pool_size=1)
+    secret = new_secret()
+    draw = Draw(
+        id=uuid7(),
+        user_id=user_id,
+        social_account_id=account_id,
+        title="Benchmark giveaway",
+        platform="sandbox",
+        post_id=post_id,
+        sources=[
+            {
+                "kind": "post",
+                "platform": "sandbox",
+                "account_id": str(account_id),
+                "post_id": post_id,
+                "post_url": None,
+                "expected_entries": comments,
+            }
+        ],
+        config=CONFIG,
+        winners_count=CONFIG["winners_count"],
+        alternates_count=CONFIG["alternates_count"],
+        progress={"stage": "queued", "fetched": 0, "expected": comments},
+        secret=secret,
+        commitment=commitment(secret),
+    )
+    async with session_factory(engine)() as db:
+        db.add(draw)
+        await db.commit()
+    await engine.dispose()
+    return draw.id
+
+
+async def draw_state(url: str, draw_id: uuid.UUID) -> tuple[str, Any, Any, Any]:
+    engine = create_engine(url, pool_size=1)
+    async with session_factory(engine)() as db:
+        draw = await db.get(Draw, draw_id)
+        assert draw is not None
+        details = await db.scalar(
+            sa.select(DrawHistory.details).where(DrawHistory.draw_id == draw_id, DrawHistory.action == "completed")
+        )
+        result = (draw.status, draw, details, draw.error)
+    await engine.dispose()
+    return result
+
+
+def run_worker(env: dict[str, str], url: str, draw_id: uuid.UUID) -> tuple[float, int]:
+    """Start `cleack worker`, sample its RSS until the draw ends; (seconds from start to completion, peak RSS)."""
+    worker = subprocess.Popen([str(PROJECT_ROOT / ".venv/bin/cleack"), "worker"], cwd=PROJECT_ROOT, env=env)
+    started = time.perf_counter()
+    peak = 0
+    watched = psutil.Process(worker.pid)
+    last_check = 0.0
+    try:
+        while True:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.NoSuchProcess:
+                raise SystemExit("the worker exited during the draw") from None
+            if time.perf_counter() - last_check > 1.0:
+                last_check = time.perf_counter()
+                status = asyncio.run(draw_state(url, draw_id))[0]
+                if status not in ("pending", "processing"):
+                    return time.perf_counter() - started, peak
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--comments", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    embedded = None
+    server_url = os.environ.get("DATABASE_URL")
+    if not server_url:
+        embedded = EmbeddedPostgres()
+        server_url = embedded.start()
+    url = with_database(server_url, f"cleack_bench_draw_{secrets.token_hex(4)}")
+    asyncio.run(ensure_database(url))
+    upgrade(url)
+    port = free_port()
+    secret_key = secrets.token_urlsafe(48)
+    env = app_environment(url, port, secret_key)
+    settings = Settings(
+        environment="development", secret_key=secret_key, database_url=url, port=port, base_url=env["BASE_URL"]
+    )
+    app = subprocess.Popen([str(PROJECT_ROOT / ".venv/bin/cleack"), "serve"], cwd=PROJECT_ROOT, env=env)
+    try:
+        wait_until_serving(port, app)
+        user_id, account_id, post_id = asyncio.run(connect_creator(url, settings, args.comments))
+        fetch_seconds = asyncio.run(fetch_only(url, settings, user_id, account_id, post_id))
+        draw_id = asyncio.run(create_draw(url, user_id, account_id, post_id, args.comments))
+        wall, peak = run_worker(env, url, draw_id)
+        status, draw, details, error = asyncio.run(draw_state(url, draw_id))
+        if status != "completed":
+            raise SystemExit(f"the draw ended {status}: {error}")
+        stages = details["seconds"]
+        draw_seconds = (draw.completed_at - draw.executed_at).total_seconds()
+        ratio = draw_seconds / fetch_seconds
+        peak_mb = peak / 1_000_000
+        print(f"draw of {draw.participants_count:,} entries ({draw.eligible_count:,} eligible)")
+        print(f"  from start to certificate: {draw_seconds:.1f} s ({wall:.1f} s with the worker's start-up)")
+        print(f"  entries per second:        {draw.participants_count / draw_seconds:,.0f}")
+        print(f"  fetch:                     {stages['fetch']:.2f} s")
+        print(f"  filter:                    {stages['filter']:.2f} s")
+        print(f"  select + certificate:      {stages['select']:.2f} s (target <= {SELECT_TARGET_SECONDS:.0f} s)")
+        print(f"  worker peak RSS:           {peak_mb:.0f} MB (target <= {RSS_TARGET_MB} MB)")
+        print(f"  ratio to fetch-only:       {ratio:.2f} (target <= {RATIO_TARGET})")
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+        asyncio.run(drop_database(server_url, url))
+        if embedded is not None:
+            embedded.stop()
+
+
+async def drop_database(server_url: str, url: str) -> None:
+    async with connect(with_database(server_url, "postgres")) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""A creator connects the sandbox, configures a draw on its ~10,000-comment post and watches it live to the winners."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Creator, LiveServer
+from web.db import create_engine, session_factory
+from web.worker import run_worker
+
+pytestmark = pytest.mark.browser
+
+Shoot = Callable[[Page, str], Path]
+Url = Callable[[str], re.Pattern[str]]
+
+
+@pytest.fixture
+def worker(database_url: str, live_server: LiveServer) -> Iterator[None]:
+    """The draw runner in a thread of its own, as `cleack worker` runs it."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def work() -> None:
+        engine = create_engine(database_url, pool_size=4)
+        try:
+            await run_worker(session_factory(engine), live_server.settings, stop)
+        finally:
+            await engine.dispose()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
+    thread.start()
+    yield
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(timeout=30)
+
+
+def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_winners(
+    page: Page, make_user: Callable[..., Creator], screenshot: Shoot, live_url: Url, worker: None
+) -> None:
+    user = make_user()
+    page.goto("/login")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(live_url("/draws"))
+
+    page.goto("/accounts")
+    page.get_by_test_id("platform-sandbox").get_by_role("button", name="Connect Sandbox").click()
+    page.get_by_role("button", name=re.compile("allow", re.IGNORECASE)).click()
+    expect(page).to_have_url(live_url("/accounts?notice=connected&platform=sandbox"))
+
+    page.goto("/draws")
+    page.get_by_test_id("new-draw").click()
+    expect(page).to_have_url(live_url("/draws/new"))
+    page.get_by_label("Title").fill("Ten thousand comments")
+    posts = page.get_by_test_id("posts-sandbox")
+    big_post = posts.locator(".post-choice").filter(has_text=re.compile(r"10,0\d\d comments|9,9\d\d comments"))
+    expect(big_post).to_have_count(1)
+    big_post.get_by_role("checkbox").check()
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "post-ticked")
+    expect(page.get_by_test_id("draw-cost")).to_contain_text("Cost: 1 credit")
+    page.get_by_test_id("rule-one_entry_per_user").get_by_role("checkbox").check()
+    page.get_by_label("Winners (1 to 100)").fill("3")
+    page.get_by_label("Alternates (0 to 50)").fill("2")
+    screenshot(page, "configure")
+    page.get_by_role("button", name="Launch the draw").click()
+
+    expect(page).to_have_url(re.compile(r"/draws/[0-9a-f-]{36}$"))
+    expect(page.get_by_test_id("commitment")).to_contain_text(re.compile(r"[0-9a-f]{64}"))
+    expect(page.get_by_test_id("draw-status")).to_have_text("processing", timeout=30_000)
+    expect(page.get_by_test_id("fetched")).not_to_have_text(re.compile(r"^0\b"), timeout=30_000)
+    screenshot(page, "live-progress")
+
+    expect(page.get_by_test_id("winners")).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("winners").locator("tbody tr")).to_have_count(3)
+    expect(page.get_by_test_id("alternates").locator("tbody tr")).to_have_count(2)
+    expect(page.get_by_test_id("draw-status")).to_have_text("completed")
+    screenshot(page, "winners")
+
+    page.get_by_test_id("certificate-link").click()
+    expect(page.get_by_test_id("recheck")).to_be_visible()
+    screenshot(page, "certificate")
+    expect(page.get_by_test_id("verdict")).to_contain_text("Every check passed")
