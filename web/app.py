@@ -30,15 +30,27 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from web.accounts.controllers import AccountController, SettingsController
 from web.accounts.services import resolve_session
 from web.admin.controllers import AdminController
+from web.billing.controllers import AdminBillingController, BillingController, apple_webhook, stripe_webhook
+from web.blacklist.controllers import BlacklistController
 from web.credits.controllers import CreditsController
 from web.credits.services import WELCOME_BONUS
 from web.db import create_engine, create_read_pool
+from web.draws.announcements import AnnouncementsController
+from web.draws.certificates import CertificatesController
 from web.draws.controllers import DrawsController
+from web.draws.events import draw_watchers_lifespan
+from web.fairness.controllers import RevealController, SandboxBeaconController, signing_key_set
 from web.htmx import redirect
 from web.logs import configure_logging
 from web.pages import dev_outbox, healthz, home, not_found
+from web.sandbox.api import SandboxApi
+from web.sandbox.oauth import SandboxOAuth
+from web.sandbox.pages import SandboxPages
+from web.sandbox.stripe.controllers import StripeSandboxApi, StripeSandboxPages
 from web.security import csrf_config, security_headers_hook, session_cookie_name
 from web.settings import PROJECT_ROOT, Settings, load_settings
+from web.social.controllers import SocialAccountsController
+from web.social.services import platform_http_client
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +67,8 @@ NOTICES = {
     "note_added": "The note was added.",
     "flagged": "The note is flagged.",
     "unflagged": "The note is no longer flagged.",
+    "checkout_cancelled": "The checkout was cancelled; nothing was charged.",
+    "enterprise_sent": "Thank you: your message is with our sales team, who will write back soon.",
 }
 STATIC_VERSION = "1"
 
@@ -100,15 +114,17 @@ class SessionMiddleware:
             request.state.session_id = active.session_id
 
 
-def read_pool_lifespan(url: str) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+def shared_resources_lifespan(url: str) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.read_pool = await create_read_pool(url)
+        app.state.http = platform_http_client()
         # Everything built at start-up lives as long as the process: keep the garbage collector off it.
         gc.freeze()
         try:
             yield
         finally:
+            await app.state.http.aclose()
             await app.state.read_pool.close()
 
     return lifespan
@@ -194,7 +210,23 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             SettingsController,
             CreditsController,
             DrawsController,
+            AnnouncementsController,
+            CertificatesController,
+            RevealController,
+            signing_key_set,
+            SandboxBeaconController,
+            BlacklistController,
+            SocialAccountsController,
             AdminController,
+            BillingController,
+            AdminBillingController,
+            stripe_webhook,
+            apple_webhook,
+            StripeSandboxApi,
+            StripeSandboxPages,
+            SandboxOAuth,
+            SandboxApi,
+            SandboxPages,
             create_static_files_router(
                 path="/static",
                 directories=[PROJECT_ROOT / "static"],
@@ -221,7 +253,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             Exception: handle_server_error,
         },
         state=_initial_state(settings, engine),
-        lifespan=[read_pool_lifespan(url)],
+        lifespan=[shared_resources_lifespan(url), draw_watchers_lifespan(url)],
         debug=False,
         logging_config=None,
         request_max_body_size=1024 * 1024,

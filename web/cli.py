@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from web.fairness.commands import signing_key, verify
 from web.settings import ConfigurationError, Settings, load_settings
 
 
@@ -72,8 +73,8 @@ async def _serve(settings: Settings, url: str, *, with_worker: bool, banner: lis
     )
     server = uvicorn.Server(config)
     stop = asyncio.Event()
-    worker_engine = create_engine(url, pool_size=2)
-    worker = asyncio.create_task(run_worker(session_factory(worker_engine), stop)) if with_worker else None
+    worker_engine = create_engine(url, pool_size=4)
+    worker = asyncio.create_task(run_worker(session_factory(worker_engine), settings, stop)) if with_worker else None
     if banner:
         click.echo("\n".join(banner), err=True)
     try:
@@ -157,9 +158,9 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        engine = create_engine(url, pool_size=2)
+        engine = create_engine(url, pool_size=4)
         try:
-            await run_worker(session_factory(engine), stop)
+            await run_worker(session_factory(engine), settings, stop)
         finally:
             await engine.dispose()
 
@@ -236,6 +237,67 @@ def create_admin(email: str, password: str | None) -> None:
         click.echo(f"Password: {password}")
 
 
+@main.command("rotate-keys")
+@click.option("--new-key", is_flag=True, help="Print a fresh key to put first in TOKEN_KEYS, and change nothing.")
+def rotate_keys(new_key: bool) -> None:
+    """Re-encrypt every stored platform token under the first key of TOKEN_KEYS.
+
+    Put the new key first in TOKEN_KEYS and keep the old ones after it; restart the web and
+    worker processes, run this, then the old keys can be removed.
+    """
+    from web.security import TokenDecryptionError, new_token_key
+
+    if new_key:
+        click.echo(new_token_key())
+        return
+    from web.db import create_engine, session_factory
+    from web.social.services import rotate_token_keys
+
+    settings = _settings()
+
+    async def rotate(url: str) -> dict[str, int]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session:
+                return await rotate_token_keys(session, settings)
+        finally:
+            await engine.dispose()
+
+    with database(settings, create=False) as url:
+        try:
+            counts = asyncio.run(rotate(url))
+        except TokenDecryptionError as exc:
+            raise click.ClickException(f"{exc}: keep every old key in TOKEN_KEYS until the rotation is done") from exc
+    click.echo(f"Re-encrypted the tokens of {counts['rotated']} accounts; {counts['unchanged']} were already current.")
+
+
+@main.command("sync-stripe")
+def sync_stripe() -> None:
+    """Mirror Stripe's products and prices (credit packs and plans) into the database."""
+    from web.billing.commands import sync_stripe as sync
+    from web.billing.stripe_api import PaymentsUnavailable
+
+    settings = _settings()
+    with database(settings, create=False) as url:
+        try:
+            counts = asyncio.run(sync(settings, url))
+        except PaymentsUnavailable as exc:
+            raise click.ClickException("Set STRIPE_SECRET_KEY: production has no payments sandbox.") from exc
+    click.echo(f"Mirrored {counts['products']} products and {counts['prices']} prices from Stripe.")
+
+
+@main.command("replay-stripe-event")
+@click.argument("event_id")
+def replay_stripe_event(event_id: str) -> None:
+    """Process a stored Stripe event EVENT_ID (evt_…) again, after fixing what made it fail."""
+    from web.billing.commands import replay_stripe_event as replay
+
+    settings = _settings()
+    with database(settings, create=False) as url:
+        status = asyncio.run(replay(settings, url, event_id))
+    click.echo(f"Event {event_id}: {status}.")
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def backup(file: Path) -> None:
@@ -267,6 +329,10 @@ def restore(file: Path, yes: bool) -> None:
         except BackupError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"Restored {sum(counts.values())} rows into {len(counts)} tables from {file}.")
+
+
+main.add_command(verify)
+main.add_command(signing_key)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.accounts.services import AccountService
+from web.billing.services import sync_catalogue
 from web.credits.services import CreditsService
+from web.sandbox.services import SandboxService, username_for_email
 from web.settings import Settings
 
 DEMO_EMAIL = "demo@cleack.local"
@@ -22,4 +24,10 @@ async def load_demo_data(db: AsyncSession, settings: Settings) -> tuple[str, str
         idempotency_key=f"demo-credits:{user.id}",
         description="Demo credits",
     )
+    if settings.payments_sandbox_enabled:
+        # The payments sandbox's packs and plans, mirrored as `cleack sync-stripe` would.
+        await sync_catalogue(db, settings)
+    if settings.sandbox_enabled:
+        # The demo creator's account on the sandbox platform ("demo"), with its three giveaway posts.
+        await SandboxService(db, settings).ensure_account(username_for_email(DEMO_EMAIL))
     return DEMO_EMAIL, DEMO_PASSWORD

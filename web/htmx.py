@@ -37,3 +37,10 @@ def redirect(request: Request[Any, Any, Any], url: str, *, cookies: list[Cookie]
         location = json.dumps({"path": url, "target": "body", "swap": "innerHTML show:window:top"})
         return Response(content=b"", status_code=HTTP_200_OK, headers={"HX-Location": location}, cookies=cookies or [])
     return Redirect(path=url, status_code=HTTP_303_SEE_OTHER, cookies=cookies or [])
+
+
+def redirect_away(request: Request[Any, Any, Any], url: str) -> Response[Any]:
+    """To another site (a platform's consent page): htmx must leave the page rather than fetch it."""
+    if getattr(request, "htmx", None):
+        return Response(content=b"", status_code=HTTP_200_OK, headers={"HX-Redirect": url})
+    return Redirect(path=url, status_code=HTTP_303_SEE_OTHER)

@@ -4,28 +4,47 @@ from advanced_alchemy.base import orm_registry
 
 from web.accounts.models import Session, User, UserActivity, VerificationToken
 from web.admin.models import AdminNote, AuditLog, SystemMetric
-from web.billing.models import Payment, StripeCustomer, StripeEvent, StripePrice, StripeProduct, Subscription
+from web.billing.models import (
+    AppleNotification,
+    Payment,
+    StripeCustomer,
+    StripeEvent,
+    StripePrice,
+    StripeProduct,
+    Subscription,
+)
 from web.blacklist.models import BlacklistEntry
 from web.credits.models import Credit
 from web.draws.models import Announcement, Draw, DrawHistory, DrawParticipant
 from web.mail import OutboxMessage
 from web.ratelimit import RateLimitHit
-from web.social.models import SocialAccount
+from web.sandbox.models import SandboxAccount, SandboxGrant, SandboxPost, SandboxReply
+from web.sandbox.stripe.models import SandboxStripeObject, SandboxStripeRequest, SandboxWebhookDelivery
+from web.social.models import OAuthState, SocialAccount
 
 metadata = orm_registry.metadata
 
 __all__ = [
     "AdminNote",
     "Announcement",
+    "AppleNotification",
     "AuditLog",
     "BlacklistEntry",
     "Credit",
     "Draw",
     "DrawHistory",
     "DrawParticipant",
+    "OAuthState",
     "OutboxMessage",
     "Payment",
     "RateLimitHit",
+    "SandboxAccount",
+    "SandboxGrant",
+    "SandboxPost",
+    "SandboxReply",
+    "SandboxStripeObject",
+    "SandboxStripeRequest",
+    "SandboxWebhookDelivery",
     "Session",
     "SocialAccount",
     "StripeCustomer",

@@ -75,8 +75,9 @@ def csrf_config(settings: Settings) -> CSRFConfig:
         cookie_secure=settings.secure_cookies,
         cookie_samesite="lax",
         header_name="x-csrftoken",
-        # Protected their own way: the Stripe signature, the OAuth `state`.
-        exclude=["/webhooks/", "/accounts/callback/"],
+        # Protected their own way: the Stripe signature, the OAuth `state`; the sandbox platform's token, revocation
+        # and API endpoints are called server to server with client credentials or a bearer token.
+        exclude=["/webhooks/", "/accounts/callback/", "/sandbox/oauth/token", "/sandbox/oauth/revoke", "/sandbox/api/"],
     )
 
 
@@ -132,3 +133,77 @@ def security_headers_hook(settings: Settings) -> Callable[[Message, Scope], Awai
             message["headers"] = [*message.get("headers", ()), *encoded]
 
     return add_headers
+
+
+# Tokens at rest
+
+
+class TokenDecryptionError(Exception):
+    """A stored token could not be read with any configured key."""
+
+
+_CIPHER_VERSION = b"\x01"
+
+
+class TokenCipher:
+    """AES-256-GCM for platform tokens, bound to the row and column they belong to.
+
+    Stored form: version (1 byte) ‖ key id (8 bytes) ‖ nonce (12 bytes) ‖ ciphertext and tag.
+    The first key encrypts; every key decrypts, so a new key can be put first and the rows
+    re-encrypted (`cleack rotate-keys`) while the old key still reads.
+    """
+
+    def __init__(self, keys: list[bytes]) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not keys or any(len(key) != 32 for key in keys):
+            raise ValueError("token keys are 32 bytes each")
+        self._keys = {hashlib.sha256(key).digest()[:8]: AESGCM(key) for key in keys}
+        self.current_key_id = hashlib.sha256(keys[0]).digest()[:8]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenCipher:
+        if settings.token_keys:
+            return cls([decode_token_key(key) for key in settings.token_keys])
+        # Development and tests: one key derived from the secret key.
+        return cls([hashlib.sha256(b"cleack-token-key:" + settings.secret_key.encode()).digest()])
+
+    def encrypt(self, plaintext: str, context: str) -> bytes:
+        nonce = secrets.token_bytes(12)
+        sealed = self._keys[self.current_key_id].encrypt(nonce, plaintext.encode(), context.encode())
+        return _CIPHER_VERSION + self.current_key_id + nonce + sealed
+
+    def decrypt(self, stored: bytes, context: str) -> str:
+        from cryptography.exceptions import InvalidTag
+
+        if len(stored) < 1 + 8 + 12 + 16 or stored[:1] != _CIPHER_VERSION:
+            raise TokenDecryptionError("not a stored token")
+        key = self._keys.get(stored[1:9])
+        if key is None:
+            raise TokenDecryptionError("the key that sealed this token is no longer configured")
+        try:
+            return key.decrypt(stored[9:21], stored[21:], context.encode()).decode()
+        except InvalidTag as exc:
+            raise TokenDecryptionError("the token was altered or belongs elsewhere") from exc
+
+    def is_current(self, stored: bytes) -> bool:
+        return stored[1:9] == self.current_key_id
+
+
+def new_token_key() -> str:
+    """A fresh key for TOKEN_KEYS."""
+    from base64 import urlsafe_b64encode
+
+    return urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def decode_token_key(text: str) -> bytes:
+    from base64 import urlsafe_b64decode
+
+    try:
+        key = urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise ValueError("a token key is 32 bytes in URL-safe base64 (cleack rotate-keys --new-key makes one)") from exc
+    if len(key) != 32:
+        raise ValueError("a token key is 32 bytes in URL-safe base64 (cleack rotate-keys --new-key makes one)")
+    return key

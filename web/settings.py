@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -49,7 +52,20 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = "Cleack <no-reply@cleack.local>"
     stripe_secret_key: str | None = None
+    # One secret, or several separated by commas while the endpoint's secret is being rotated.
     stripe_webhook_secret: str | None = None
+    # Where the Stripe API is reached; unset: Stripe itself, or the payments sandbox in development.
+    stripe_api_base: str | None = None
+    # Who receives the enterprise plan's contact form.
+    sales_email: str = "sales@cleack.local"
+    # App Store Server Notifications: the app's bundle id, Production or Sandbox, the numeric app id (Production)
+    # and Apple's root certificates (DER or PEM files).
+    apple_bundle_id: str | None = None
+    apple_environment: str = "Production"
+    apple_app_id: int | None = None
+    apple_root_certificates: tuple[str, ...] = ()
+    # App Store product id -> plan (monthly or annual).
+    apple_product_plans: dict[str, str] = field(default_factory=dict)
     session_idle_minutes: int = 60 * 24 * 3
     session_absolute_hours: int = 24 * 30
     rate_limits_enabled: bool = True
@@ -57,6 +73,19 @@ class Settings:
     # Addresses of reverse proxies whose X-Forwarded-For is believed (rate limits key on the client's address).
     trusted_proxies: str | None = None
     platform_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Per platform, overrides of its "auth", "api", "token" (and TikTok's "business") base addresses.
+    platform_urls: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The sandbox platform under /sandbox: on outside production unless SANDBOX=off.
+    sandbox: bool = True
+    # Where the app reaches the sandbox API (its own address by default).
+    sandbox_api_base: str | None = None
+    # Keys for tokens at rest, newest first: new rows use the first, every one of them still reads.
+    token_keys: tuple[str, ...] = ()
+    # Certificate signing keys, newest first, each `key` or `key@start time` (web/fairness/keys.py).
+    signing_keys: tuple[str, ...] = ()
+    # The public randomness beacon (drand's HTTP API); unset: the sandbox beacon outside production, none in it.
+    beacon_url: str | None = None
+    beacon_chain_hash: str | None = None
 
     @property
     def is_development(self) -> bool:
@@ -69,6 +98,42 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return self.is_production or self.base_url.startswith("https://")
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        return self.sandbox and not self.is_production
+
+    @property
+    def payments_sandbox_enabled(self) -> bool:
+        """The Stripe emulator under /sandbox/stripe: without Stripe keys, and never in production."""
+        return not self.stripe_secret_key and not self.is_production
+
+    @property
+    def payments_enabled(self) -> bool:
+        return bool(self.stripe_secret_key) or self.payments_sandbox_enabled
+
+    @property
+    def stripe_api_key(self) -> str:
+        if self.stripe_secret_key:
+            return self.stripe_secret_key
+        return "sk_test_sandbox_" + self._derived("stripe-sandbox-api-key")
+
+    @property
+    def stripe_api_url(self) -> str | None:
+        if self.stripe_api_base:
+            return self.stripe_api_base
+        return f"{self.base_url}/sandbox/stripe" if self.payments_sandbox_enabled else None
+
+    @property
+    def stripe_webhook_secrets(self) -> tuple[str, ...]:
+        configured = tuple(part.strip() for part in (self.stripe_webhook_secret or "").split(",") if part.strip())
+        if configured or not self.payments_sandbox_enabled:
+            return configured
+        # Generated per install, so that no two sandboxes accept each other's events.
+        return ("whsec_" + self._derived("stripe-sandbox-webhook-secret"),)
+
+    def _derived(self, purpose: str) -> str:
+        return hmac.new(self.secret_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:40]
 
     @property
     def dev_outbox_enabled(self) -> bool:
@@ -104,6 +169,43 @@ def load_settings() -> Settings:
         for platform in PLATFORMS_WITH_CREDENTIALS
         if os.environ.get(f"{platform.upper()}_CLIENT_ID") and os.environ.get(f"{platform.upper()}_CLIENT_SECRET")
     }
+    platform_urls = {
+        platform: {
+            part: os.environ[f"{platform.upper()}_{part.upper()}_URL"].rstrip("/")
+            for part in ("auth", "api", "token", "business")
+            if os.environ.get(f"{platform.upper()}_{part.upper()}_URL")
+        }
+        for platform in PLATFORMS_WITH_CREDENTIALS
+    }
+    token_keys = tuple(key.strip() for key in os.environ.get("TOKEN_KEYS", "").split(",") if key.strip())
+    apple_app_id = os.environ.get("APPLE_APP_ID", "").strip()
+    if apple_app_id and not apple_app_id.isdigit():
+        raise ConfigurationError("APPLE_APP_ID is the app's numeric Apple id")
+    apple_product_plans = dict(
+        pair.strip().split("=", 1) for pair in os.environ.get("APPLE_PRODUCT_PLANS", "").split(",") if "=" in pair
+    )
+    if any(plan not in ("monthly", "annual") for plan in apple_product_plans.values()):
+        raise ConfigurationError("APPLE_PRODUCT_PLANS maps product ids to monthly or annual: id=monthly,id2=annual")
+    for key in token_keys:
+        try:
+            valid = len(base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))) == 32
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigurationError(
+                "each TOKEN_KEYS entry is 32 bytes in URL-safe base64 (cleack rotate-keys --new-key)"
+            )
+    signing_keys = tuple(key.strip() for key in os.environ.get("SIGNING_KEYS", "").split(",") if key.strip())
+    if signing_keys:
+        from web.fairness.keys import SigningKeysError, parse_signing_keys
+
+        try:
+            parse_signing_keys(signing_keys)
+        except SigningKeysError as exc:
+            raise ConfigurationError(f"SIGNING_KEYS: {exc}") from exc
+    sandbox = _flag("SANDBOX", True)
+    if environment == "production" and os.environ.get("SANDBOX") and sandbox:
+        raise ConfigurationError("the sandbox platforms are refused in production: unset SANDBOX")
     if environment == "production":
         missing = [
             name
@@ -112,6 +214,8 @@ def load_settings() -> Settings:
                 ("DATABASE_URL", database_url),
                 ("SMTP_URL", os.environ.get("SMTP_URL")),
                 ("BASE_URL", os.environ.get("BASE_URL")),
+                ("TOKEN_KEYS", token_keys),
+                ("SIGNING_KEYS", signing_keys),
             )
             if not value
         ]
@@ -133,8 +237,24 @@ def load_settings() -> Settings:
         mail_from=os.environ.get("MAIL_FROM", "Cleack <no-reply@cleack.local>"),
         stripe_secret_key=os.environ.get("STRIPE_SECRET_KEY") or None,
         stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or None,
+        stripe_api_base=(os.environ.get("STRIPE_API_BASE") or "").rstrip("/") or None,
+        sales_email=os.environ.get("SALES_EMAIL", "sales@cleack.local"),
+        apple_bundle_id=os.environ.get("APPLE_BUNDLE_ID") or None,
+        apple_environment=os.environ.get("APPLE_ENVIRONMENT", "Production"),
+        apple_app_id=int(apple_app_id) if apple_app_id else None,
+        apple_root_certificates=tuple(
+            path.strip() for path in os.environ.get("APPLE_ROOT_CERTIFICATES", "").split(",") if path.strip()
+        ),
+        apple_product_plans={key.strip(): value.strip() for key, value in apple_product_plans.items()},
         rate_limits_enabled=_flag("RATE_LIMITS", True),
         log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         trusted_proxies=os.environ.get("TRUSTED_PROXIES") or None,
         platform_credentials=credentials,
+        platform_urls={platform: urls for platform, urls in platform_urls.items() if urls},
+        sandbox=sandbox,
+        sandbox_api_base=(os.environ.get("SANDBOX_API_URL") or "").rstrip("/") or None,
+        token_keys=token_keys,
+        signing_keys=signing_keys,
+        beacon_url=(os.environ.get("BEACON_URL") or "").rstrip("/") or None,
+        beacon_chain_hash=(os.environ.get("BEACON_CHAIN_HASH") or "").strip().lower() or None,
     )

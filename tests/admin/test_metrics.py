@@ -9,6 +9,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,7 +20,8 @@ from web.admin.models import METRIC_TYPES, SystemMetric
 from web.billing.models import Payment
 from web.db import session_factory
 from web.draws.models import Draw
-from web.worker import JOBS, PeriodicJob, run_job_once
+from web.settings import Settings
+from web.worker import JOBS, PeriodicJob, WorkerContext, run_job_once
 
 UTC = datetime.UTC
 DAY_ONE = datetime.date(2025, 3, 10)
@@ -274,6 +276,7 @@ async def test_the_series_fills_missing_days_with_zero(engine: AsyncEngine) -> N
 
 
 ROLL_UP_JOB = next(job for job in JOBS if job.name == "roll-up-system-metrics")
+JOB_CONTEXT = WorkerContext(Settings(environment="test", secret_key="x" * 40), httpx.AsyncClient())
 
 
 @pytest.fixture
@@ -320,11 +323,11 @@ async def test_the_periodic_job_rolls_up_yesterday_and_today(
 ) -> None:
     maker = session_factory(engine)
 
-    assert await run_job_once(maker, ROLL_UP_JOB) == {"days": 2}
+    assert await run_job_once(maker, ROLL_UP_JOB, JOB_CONTEXT) == {"days": 2}
     assert await stored(engine) == recent
 
     first = await full_rows(engine)
-    assert await run_job_once(maker, ROLL_UP_JOB) == {"days": 2}
+    assert await run_job_once(maker, ROLL_UP_JOB, JOB_CONTEXT) == {"days": 2}
     assert await full_rows(engine) == first
 
 
@@ -335,10 +338,10 @@ async def test_the_job_is_skipped_while_another_worker_holds_its_lock(
     async with engine.connect() as other_worker, other_worker.begin():
         await other_worker.execute(sa.select(sa.func.pg_advisory_xact_lock(ROLL_UP_JOB.lock_key)))
 
-        assert await run_job_once(maker, ROLL_UP_JOB) is None
+        assert await run_job_once(maker, ROLL_UP_JOB, JOB_CONTEXT) is None
         assert await stored(engine) == {}
 
-    assert await run_job_once(maker, ROLL_UP_JOB) == {"days": 2}
+    assert await run_job_once(maker, ROLL_UP_JOB, JOB_CONTEXT) == {"days": 2}
     assert await stored(engine) == recent
 
 
@@ -348,24 +351,26 @@ async def test_a_second_concurrent_run_is_skipped_while_the_first_runs(
     maker = session_factory(engine)
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def held_open(db: Any) -> dict[str, int]:
+    async def held_open(db: Any, context: Any) -> dict[str, int]:
         started.set()
         await release.wait()
-        return await ROLL_UP_JOB.run(db)
+        return await ROLL_UP_JOB.run(db, context)
 
     slow = PeriodicJob(ROLL_UP_JOB.name, ROLL_UP_JOB.every, held_open)
     assert slow.lock_key == ROLL_UP_JOB.lock_key
-    first = asyncio.create_task(run_job_once(maker, slow))
+    first = asyncio.create_task(run_job_once(maker, slow, JOB_CONTEXT))
     try:
         await asyncio.wait_for(started.wait(), timeout=10)
 
-        assert await asyncio.gather(*(run_job_once(maker, ROLL_UP_JOB) for _ in range(3))) == [None] * 3
+        assert await asyncio.gather(*(run_job_once(maker, ROLL_UP_JOB, JOB_CONTEXT) for _ in range(3))) == [None] * 3
         assert await stored(engine) == {}
     finally:
         release.set()
     assert await asyncio.wait_for(first, timeout=10) == {"days": 2}
     assert await stored(engine) == recent
-    assert await run_job_once(maker, ROLL_UP_JOB) == {"days": 2}, "the lock goes with the first run's transaction"
+    assert await run_job_once(maker, ROLL_UP_JOB, JOB_CONTEXT) == {"days": 2}, (
+        "the lock goes with the first run's transaction"
+    )
 
 
 async def test_other_jobs_do_not_share_the_lock(engine: AsyncEngine) -> None:
