@@ -267,6 +267,18 @@ MEMBER_ACTIONS = {
     "/settings/profile": {"full_name": "Mallory"},
     "/settings/password": {"current_password": "whatever it is", "new_password": "marmalade sky ladder"},
     SESSION: {},
+    "/accounts/{platform:str}/connect": {},
+    "/accounts/{account_id:uuid}/disconnect": {},
+    "/billing/checkout": {"price": "price_anything"},
+    "/billing/portal": {},
+    "/billing/enterprise": {"company": "Mallory Inc", "message": "Hello"},
+    "/blacklist": {"username": "someone", "platform": "all", "reason": "spam"},
+    "/blacklist/{entry_id:uuid}/remove": {},
+    "/draws/new": {"title": "Mallory's draw"},
+    "/draws/new/preview": {"title": "Mallory's draw"},
+    "/draws/{draw_id:uuid}/cancel": {},
+    "/draws/{draw_id:uuid}/announcement": {"content": "Mallory won"},
+    "/draws/{draw_id:uuid}/announcement/count": {"content": "Mallory won"},
 }
 # Open to anonymous visitors by design; each still needs the CSRF token.
 PUBLIC_ACTIONS = [
@@ -278,7 +290,31 @@ PUBLIC_ACTIONS = [
     "/verify-email/{token:str}",
     "/reset-password/{token:str}",
     "/forms/validate/{form_name:str}/{field_name:str}",
+    # The sandbox platforms' own pages, which stand where the platform's and Stripe's sites would.
+    "/sandbox/posts",
+    "/sandbox/oauth/authorize",
+    "/sandbox/stripe/checkout/{session_id:str}/pay",
+    "/sandbox/stripe/checkout/{session_id:str}/cancel",
+    "/sandbox/stripe/portal/{portal_id:str}/subscriptions/{subscription_id:str}/{action:str}",
 ]
+# Called server to server, without the CSRF token, each protected its own way; without it: a 4xx and nothing done.
+EXTERNAL_ACTIONS = {
+    "/webhooks/stripe": 400,
+    "/webhooks/apple": 400,
+    "/sandbox/oauth/token": 401,
+    "/sandbox/oauth/revoke": 400,
+    "/sandbox/api/v1/posts/{post_id:str}/replies": 401,
+    "/sandbox/stripe/v1/billing_portal/sessions": 401,
+    "/sandbox/stripe/v1/checkout/sessions": 401,
+    "/sandbox/stripe/v1/customers": 401,
+    "/sandbox/stripe/v1/prices": 401,
+    "/sandbox/stripe/v1/prices/{object_id:str}": 401,
+    "/sandbox/stripe/v1/products": 401,
+    "/sandbox/stripe/v1/products/{object_id:str}": 401,
+    "/sandbox/stripe/v1/refunds": 401,
+    "/sandbox/stripe/v1/subscriptions/{object_id:str}": 401,
+    "/sandbox/stripe/v1/test_helpers/subscriptions/{object_id:str}/advance": 401,
+}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -296,7 +332,7 @@ async def test_every_unsafe_route_is_classified_here(live_server: LiveServer) ->
     finally:
         await app.state.db_engine_handle.dispose()
 
-    assert unsafe == set(MEMBER_ACTIONS) | set(PUBLIC_ACTIONS)
+    assert unsafe == set(MEMBER_ACTIONS) | set(PUBLIC_ACTIONS) | set(EXTERNAL_ACTIONS)
 
 
 def concrete(path: str, session_id: uuid.UUID) -> str:
@@ -304,6 +340,16 @@ def concrete(path: str, session_id: uuid.UUID) -> str:
         path.replace("{session_id:uuid}", str(session_id))
         .replace("{token:str}", "some-token")
         .replace("{form_name:str}/{field_name:str}", "signup/email")
+        .replace("{platform:str}", "sandbox")
+        .replace("{account_id:uuid}", str(uuid.uuid4()))
+        .replace("{entry_id:uuid}", str(uuid.uuid4()))
+        .replace("{draw_id:uuid}", str(uuid.uuid4()))
+        .replace("{session_id:str}", "cs_test_unknown")
+        .replace("{portal_id:str}", "bps_test_unknown")
+        .replace("{subscription_id:str}", "sub_test_unknown")
+        .replace("{action:str}", "cancel")
+        .replace("{post_id:str}", "sbx_post_unknown")
+        .replace("{object_id:str}", "obj_unknown")
     )
 
 
@@ -339,3 +385,13 @@ async def test_an_anonymous_unsafe_request_without_the_csrf_token_is_refused(
 
     assert response.status_code == 403
     assert "This form has expired" in response.text
+
+
+@pytest.mark.parametrize("path", list(EXTERNAL_ACTIONS))
+async def test_a_server_to_server_endpoint_refuses_a_request_without_its_credential(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.post(concrete(path, uuid.uuid4()), data={"email": "mallory@example.com"})
+
+    assert response.status_code == EXTERNAL_ACTIONS[path]
+    assert response.headers["content-type"].startswith("application/json")

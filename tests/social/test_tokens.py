@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from web.fairness import signing_key_text
+from web.fairness.signing import generate_signing_key
 from web.security import TokenCipher, TokenDecryptionError, decode_token_key, new_token_key
 from web.settings import ConfigurationError, load_settings
 
@@ -65,6 +67,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://cleack@db/cleack",
     "SMTP_URL": "smtp://mail:25",
     "BASE_URL": "https://cleack.example",
+    "SIGNING_KEYS": signing_key_text(generate_signing_key()),
 }
 
 

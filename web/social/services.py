@@ -44,8 +44,8 @@ T = TypeVar("T")
 STATE_LIFETIME = datetime.timedelta(minutes=10)
 # Refresh a token when it has less than this left, so that a draw never starts on a dying token.
 REFRESH_MARGIN = datetime.timedelta(minutes=10)
-# The periodic job looks this far ahead.
-REFRESH_HORIZON = datetime.timedelta(hours=1)
+# The periodic job (every 10 minutes) refreshes what expires within this, so each token gets several tries.
+REFRESH_HORIZON = datetime.timedelta(minutes=40)
 
 
 def utcnow() -> datetime.datetime:
@@ -195,6 +195,7 @@ class SocialService:
             user_id, "social_connected", client, platform=platform, username=profile.username
         )
         await self.db.commit()
+        log.info("account connected", extra={"platform": platform, "account": str(account.id), "user": str(user_id)})
         return account
 
     async def _consume_state(
