@@ -162,13 +162,19 @@ class DrawEngine:
                 await db.commit()
                 raise RunStopped
             await db.execute(sa.select(sa.func.pg_advisory_xact_lock(CERTIFICATE_CHAIN_LOCK)))
-            previous = await db.scalar(
-                sa.select(Draw.certificate_hash)
-                .where(Draw.certificate_hash.is_not(None))
-                .order_by(Draw.completed_at.desc(), Draw.id.desc())
-                .limit(1)
-            )
+            last = (
+                await db.execute(
+                    sa.select(Draw.certificate_hash, Draw.completed_at)
+                    .where(Draw.certificate_hash.is_not(None))
+                    .order_by(Draw.completed_at.desc(), Draw.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            previous = last.certificate_hash if last is not None else None
+            # The chain's order is completed_at's: a worker whose clock lags must still come after the last link.
             now = utcnow()
+            if last is not None and last.completed_at is not None and now <= last.completed_at:
+                now = last.completed_at + datetime.timedelta(milliseconds=1)
             certifying = time.monotonic()
             assert current.secret is not None and current.executed_at is not None
             certificate = build_certificate(

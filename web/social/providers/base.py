@@ -12,13 +12,19 @@ import datetime
 import enum
 import hashlib
 import secrets
+import warnings
 from base64 import urlsafe_b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+from authlib.deprecate import AuthlibDeprecationWarning
+
+# Authlib announces a move to the httpx2 fork; the httpx client it wraps is the one this project pins.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 T = TypeVar("T")
 

@@ -28,9 +28,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from authlib.common.urls import add_params_to_uri
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from web.social.providers.base import (
+    AsyncOAuth2Client,
     Capability,
     Comment,
     NotFound,

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from authlib.common.urls import add_params_to_qs
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from web.social.providers.base import (
+    AsyncOAuth2Client,
     Capability,
     Comment,
     NotFound,
