@@ -428,6 +428,27 @@ def retry_after_seconds(response: httpx.Response, default: float = 60.0) -> floa
     return default
 
 
+# Reading a platform's JSON: a missing or mistyped field is the platform's fault, and said so by its name.
+
+
+def required_text(item: Mapping[str, Any], key: str, platform: str) -> str:
+    value = item.get(key)
+    if value is None or value == "":
+        raise PlatformError(f"{platform} sent an object without `{key}`.")
+    return str(value)
+
+
+def object_list(value: Any, platform: str, what: str = "page") -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise PlatformError(f"{platform} sent a malformed {what}.")
+    return value
+
+
+def count_of(value: Any) -> int | None:
+    """A count as platforms send it: a non-negative integer, or nothing usable."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def parse_time(value: Any) -> datetime.datetime | None:
     """RFC 3339 / ISO 8601 (with Z or an offset like +0000) or epoch seconds; None when absent or unreadable."""
     if value is None or value == "":

@@ -46,6 +46,7 @@ from web.social.providers.base import (
     TokenExpired,
     TokenRevoked,
     TokenSet,
+    object_list,
     parse_time,
     retry_after_seconds,
 )
@@ -190,10 +191,7 @@ def graph_json(response: httpx.Response, platform: str) -> dict[str, Any]:
 
 
 def graph_data(body: Mapping[str, Any], platform: str) -> list[dict[str, Any]]:
-    data = body.get("data")
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise PlatformError(f"{platform} sent a malformed page.")
-    return data
+    return object_list(body.get("data"), platform)
 
 
 def graph_next_cursor(body: Mapping[str, Any]) -> str | None:

@@ -42,7 +42,10 @@ from web.social.providers.base import (
     TokenExpired,
     TokenRevoked,
     TokenSet,
+    count_of,
+    object_list,
     parse_time,
+    required_text,
     retry_after_seconds,
 )
 
@@ -66,7 +69,7 @@ class SandboxProvider(Provider):
             username=_text(body, "username"),
             display_name=body.get("display_name"),
             account_type=body.get("account_type"),
-            followers_count=_count(body.get("followers_count")),
+            followers_count=count_of(body.get("followers_count")),
         )
 
     async def recent_posts(self, token: TokenSet, limit: int = 20) -> list[Post]:
@@ -91,7 +94,7 @@ class SandboxProvider(Provider):
                     text=str(item.get("text") or ""),
                     created_at=parse_time(item.get("created_at")),
                     mentions=tuple(str(mention) for mention in item.get("mentions") or ()),
-                    author_followers_count=_count(author.get("followers_count")),
+                    author_followers_count=count_of(author.get("followers_count")),
                     author_is_business=author.get("account_type") == "business",
                 )
             )
@@ -157,10 +160,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def _data(body: dict[str, Any]) -> list[dict[str, Any]]:
-    data = body.get("data")
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise PlatformError("Sandbox sent a malformed page.")
-    return data
+    return object_list(body.get("data"), "Sandbox")
 
 
 def _next(body: dict[str, Any]) -> str | None:
@@ -172,14 +172,7 @@ def _next(body: dict[str, Any]) -> str | None:
 
 
 def _text(item: dict[str, Any], key: str) -> str:
-    value = item.get(key)
-    if value is None or value == "":
-        raise PlatformError(f"Sandbox sent an object without `{key}`.")
-    return str(value)
-
-
-def _count(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and value >= 0 else None
+    return required_text(item, key, "Sandbox")
 
 
 def _post(item: dict[str, Any]) -> Post:
@@ -188,8 +181,8 @@ def _post(item: dict[str, Any]) -> Post:
         url=item.get("url"),
         text=str(item.get("caption") or ""),
         created_at=parse_time(item.get("created_at")),
-        comments_count=_count(item.get("comments_count")),
-        likes_count=_count(item.get("likes_count")),
+        comments_count=count_of(item.get("comments_count")),
+        likes_count=count_of(item.get("likes_count")),
     )
 
 

@@ -41,8 +41,11 @@ from web.social.providers.base import (
     TokenExpired,
     TokenRevoked,
     TokenSet,
+    count_of,
+    object_list,
     parse_time,
     raise_for_token_response,
+    required_text,
     retry_after_seconds,
     token_set_from,
 )
@@ -156,7 +159,7 @@ class TikTokProvider(Provider):
             username=str(user.get("username") or user.get("display_name") or _text(user, "open_id")),
             display_name=user.get("display_name") or None,
             account_type=None,
-            followers_count=_count(user.get("follower_count")),
+            followers_count=count_of(user.get("follower_count")),
         )
 
     async def recent_posts(self, token: TokenSet, limit: int = 20) -> list[Post]:
@@ -197,9 +200,7 @@ class TikTokProvider(Provider):
         except httpx.HTTPError as exc:
             raise PlatformError(f"TikTok could not be reached: {type(exc).__name__}.") from exc
         data = _business_data(response)
-        items = data.get("comments") or []
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise PlatformError("TikTok sent a malformed page of comments.")
+        items = object_list(data.get("comments") or [], "TikTok", "page of comments")
         comments = []
         for item in items:
             text = str(item.get("text") or "")
@@ -311,10 +312,7 @@ def video_id_of(url: str) -> str:
 
 
 def _videos(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    videos = data.get("videos") or []
-    if not isinstance(videos, list) or not all(isinstance(item, dict) for item in videos):
-        raise PlatformError("TikTok sent a malformed list of videos.")
-    return videos
+    return object_list(data.get("videos") or [], "TikTok", "list of videos")
 
 
 def _post(item: Mapping[str, Any]) -> Post:
@@ -323,8 +321,8 @@ def _post(item: Mapping[str, Any]) -> Post:
         url=item.get("share_url") or None,
         text=str(item.get("video_description") or item.get("title") or ""),
         created_at=parse_time(_epoch(item.get("create_time"))),
-        comments_count=_count(item.get("comment_count")),
-        likes_count=_count(item.get("like_count")),
+        comments_count=count_of(item.get("comment_count")),
+        likes_count=count_of(item.get("like_count")),
     )
 
 
@@ -334,11 +332,4 @@ def _epoch(value: Any) -> Any:
 
 
 def _text(item: Mapping[str, Any], key: str) -> str:
-    value = item.get(key)
-    if value is None or value == "":
-        raise PlatformError(f"TikTok sent an object without `{key}`.")
-    return str(value)
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and value >= 0 else None
+    return required_text(item, key, "TikTok")

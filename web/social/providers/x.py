@@ -41,8 +41,11 @@ from web.social.providers.base import (
     RateLimited,
     TokenExpired,
     TokenSet,
+    count_of,
+    object_list,
     parse_time,
     raise_for_token_response,
+    required_text,
     retry_after_seconds,
 )
 
@@ -117,7 +120,7 @@ class XProvider(Provider):
             username=_text(user, "username"),
             display_name=user.get("name") or None,
             account_type="business" if user.get("verified_type") == "business" else "personal",
-            followers_count=_count(metrics.get("followers_count")),
+            followers_count=count_of(metrics.get("followers_count")),
         )
 
     async def recent_posts(self, token: TokenSet, limit: int = 20) -> list[Post]:
@@ -169,7 +172,7 @@ class XProvider(Provider):
                         for mention in mentions or []
                         if isinstance(mention, dict) and mention.get("username")
                     ),
-                    author_followers_count=_count(metrics.get("followers_count")),
+                    author_followers_count=count_of(metrics.get("followers_count")),
                 )
             )
         return Page(comments, _next_token(body))
@@ -262,10 +265,7 @@ def _object(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _list(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    data = body.get("data", [])  # X leaves out `data` when a page is empty
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise PlatformError("X sent a malformed page.")
-    return data
+    return object_list(body.get("data", []), "X")  # X leaves out `data` when a page is empty
 
 
 def _next_token(body: Mapping[str, Any]) -> str | None:
@@ -277,14 +277,7 @@ def _next_token(body: Mapping[str, Any]) -> str | None:
 
 
 def _text(item: Mapping[str, Any], key: str) -> str:
-    value = item.get(key)
-    if value is None or value == "":
-        raise PlatformError(f"X sent an object without `{key}`.")
-    return str(value)
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and value >= 0 else None
+    return required_text(item, key, "X")
 
 
 def _numeric(value: str) -> str:
@@ -301,8 +294,8 @@ def _post(item: Mapping[str, Any]) -> Post:
         url=f"https://x.com/i/web/status/{post_id}",
         text=str(item.get("text") or ""),
         created_at=parse_time(item.get("created_at")),
-        comments_count=_count(metrics.get("reply_count")),
-        likes_count=_count(metrics.get("like_count")),
+        comments_count=count_of(metrics.get("reply_count")),
+        likes_count=count_of(metrics.get("like_count")),
     )
 
 
