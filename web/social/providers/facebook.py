@@ -107,6 +107,13 @@ class GraphProvider(Provider):
         body = await self.graph(access_token, "GET", path, query)
         return graph_data(body, self.name), graph_next_cursor(body)
 
+    async def publish_reply(self, token: TokenSet, post_id: str, text: str) -> str:
+        """A comment under the post, as the account (a Page, or an Instagram professional account)."""
+        body = await self.graph(
+            token.access_token, "POST", f"/{graph_object_id(post_id, self.name)}/comments", {"message": text}
+        )
+        return graph_text(body, "id", self.name)
+
 
 def _client_secret_query(
     auth: Any, method: str, uri: str, headers: dict[str, str], body: str
@@ -403,12 +410,6 @@ class FacebookProvider(GraphProvider):
             for item in items
         ]
         return Page(users, next_cursor)
-
-    async def publish_reply(self, token: TokenSet, post_id: str, text: str) -> str:
-        body = await self.graph(
-            token.access_token, "POST", f"/{graph_object_id(post_id, self.name)}/comments", {"message": text}
-        )
-        return graph_text(body, "id", self.name)
 
     def _post(self, item: Mapping[str, Any]) -> Post:
         return Post(

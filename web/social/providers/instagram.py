@@ -187,12 +187,6 @@ class InstagramProvider(GraphProvider):
             )
         return Page(comments, next_cursor)
 
-    async def publish_reply(self, token: TokenSet, post_id: str, text: str) -> str:
-        body = await self.graph(
-            token.access_token, "POST", f"/{graph_object_id(post_id, self.name)}/comments", {"message": text}
-        )
-        return graph_text(body, "id", self.name)
-
     def _post(self, item: Mapping[str, Any]) -> Post:
         return Post(
             id=graph_text(item, "id", self.name),
