@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from web.accounts.models import User
+from web.billing.inbox import apply_in_savepoint, record_outcome
 from web.billing.models import AppleNotification, Payment, Subscription
 from web.billing.periods import from_timestamp, month_index
 from web.billing.services import (
@@ -143,34 +144,14 @@ async def receive_notification(engine: AsyncEngine, settings: Settings, signed_p
             return str(row.status)
         status, error = "ignored", None
         if notification["notificationType"] in HANDLED and verified.transaction is not None:
-            savepoint = await connection.begin_nested()
-            db = AsyncSession(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-            try:
-                await _apply(db, settings, verified)
-                await db.commit()
-                status = "processed"
-            except NotOurs as unrelated:
-                await db.close()
-                await savepoint.rollback()
-                error = str(unrelated)
-            except Exception as exc:
-                log.exception("app store notification failed", extra={"type": notification["notificationType"]})
-                await db.close()
-                await savepoint.rollback()
-                status, error = "failed", f"{type(exc).__name__}: {exc}"[:4000]
-            else:
-                await db.close()
-                await savepoint.commit()
-        await connection.execute(
-            sa.update(table)
-            .where(table.c.notification_uuid == str(notification["notificationUUID"])[:64])
-            .values(
-                status=status,
-                error=error,
-                attempts=table.c.attempts + 1,
-                processed_at=datetime.datetime.now(datetime.UTC) if status != "failed" else None,
+            status, error = await apply_in_savepoint(
+                connection,
+                functools.partial(_apply, settings=settings, verified=verified),
+                "app store notification failed",
+                {"type": notification["notificationType"]},
             )
-        )
+        key = table.c.notification_uuid == str(notification["notificationUUID"])[:64]
+        await connection.execute(record_outcome(table, key, status, error))
         await connection.commit()
     if status == "failed":
         raise NotificationFailed(error)

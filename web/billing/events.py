@@ -8,7 +8,6 @@ and the row keeps the error (failed, attempts + 1) so that the 500 makes Stripe 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import uuid
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from web.billing.handlers import HANDLERS, EventContext
+from web.billing.inbox import apply_in_savepoint, record_outcome
 from web.billing.models import StripeEvent
-from web.billing.services import NotOurs
 from web.billing.stripe_api import open_stripe
 from web.settings import Settings
 
@@ -83,36 +82,14 @@ async def _process(engine: AsyncEngine, settings: Settings, event: dict[str, Any
         handler = HANDLERS.get(stored["type"])
         status, error = "ignored", None
         if handler is not None:
-            savepoint = await connection.begin_nested()
-            db = AsyncSession(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-            try:
+
+            async def apply(db: AsyncSession) -> None:
                 async with open_stripe(settings) as client:
                     await handler(EventContext(db, client, settings, stored))
-                await db.commit()
-                status = "processed"
-            except NotOurs as unrelated:
-                await db.close()
-                await savepoint.rollback()
-                error = str(unrelated)
-            except Exception as exc:
-                log.exception("stripe event failed", extra={"event": stored["id"], "type": stored["type"]})
-                await db.close()
-                await savepoint.rollback()
-                error = f"{type(exc).__name__}: {exc}"[:4000]
-                status = "failed"
-            else:
-                await db.close()
-                await savepoint.commit()
-        await connection.execute(
-            sa.update(table)
-            .where(table.c.stripe_event_id == stored["id"])
-            .values(
-                status=status,
-                error=error,
-                attempts=table.c.attempts + 1,
-                processed_at=datetime.datetime.now(datetime.UTC) if status != "failed" else None,
-            )
-        )
+
+            extra = {"event": stored["id"], "type": stored["type"]}
+            status, error = await apply_in_savepoint(connection, apply, "stripe event failed", extra)
+        await connection.execute(record_outcome(table, table.c.stripe_event_id == stored["id"], status, error))
         await connection.commit()
     if status == "failed":
         raise EventFailed(error)
