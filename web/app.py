@@ -39,6 +39,7 @@ from web.draws.announcements import AnnouncementsController
 from web.draws.certificates import CertificatesController
 from web.draws.controllers import DrawsController
 from web.draws.events import draw_watchers_lifespan
+from web.draws.spectators import SpectatorLinkController, WatchController
 from web.fairness.controllers import RevealController, SandboxBeaconController, signing_key_set
 from web.htmx import redirect
 from web.logs import configure_logging
@@ -210,6 +211,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             SettingsController,
             CreditsController,
             DrawsController,
+            SpectatorLinkController,
+            WatchController,
             AnnouncementsController,
             CertificatesController,
             RevealController,

@@ -277,6 +277,8 @@ MEMBER_ACTIONS = {
     "/draws/new": {"title": "Mallory's draw"},
     "/draws/new/preview": {"title": "Mallory's draw"},
     "/draws/{draw_id:uuid}/cancel": {},
+    "/draws/{draw_id:uuid}/spectator-link": {},
+    "/draws/{draw_id:uuid}/spectator-link/revoke": {},
     "/draws/{draw_id:uuid}/announcement": {"content": "Mallory won"},
     "/draws/{draw_id:uuid}/announcement/count": {"content": "Mallory won"},
 }

@@ -22,6 +22,7 @@ import datetime
 import json
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from playwright.sync_api import Browser, BrowserType, Page, Playwright, expect, 
 
 from tests.conftest import ARTIFACTS, PASSWORD, TABLES, Creator, LiveServer
 from web.db import connect, create_engine, session_factory
+from web.worker import run_worker
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -122,6 +124,29 @@ def seed_metrics(database_url: str) -> Callable[[dict[str, list[float]]], None]:
         run_in_own_loop(insert)
 
     return seed
+
+
+# The worker
+
+
+@pytest.fixture
+def worker(database_url: str, live_server: LiveServer) -> Iterator[None]:
+    """The draw runner in a thread of its own, as `cleack worker` runs it."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def work() -> None:
+        engine = create_engine(database_url, pool_size=4)
+        try:
+            await run_worker(session_factory(engine), live_server.settings, stop)
+        finally:
+            await engine.dispose()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
+    thread.start()
+    yield
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(timeout=30)
 
 
 # Playwright, for this package only

@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import Creator, LiveServer
-from web.db import create_engine, session_factory
-from web.worker import run_worker
+from tests.conftest import Creator
 
 pytestmark = pytest.mark.browser
 
 Shoot = Callable[[Page, str], Path]
 Url = Callable[[str], re.Pattern[str]]
-
-
-@pytest.fixture
-def worker(database_url: str, live_server: LiveServer) -> Iterator[None]:
-    """The draw runner in a thread of its own, as `cleack worker` runs it."""
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def work() -> None:
-        engine = create_engine(database_url, pool_size=4)
-        try:
-            await run_worker(session_factory(engine), live_server.settings, stop)
-        finally:
-            await engine.dispose()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(work(),), daemon=True)
-    thread.start()
-    yield
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=30)
 
 
 def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_winners(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import uuid
 from typing import Any
@@ -13,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import csrf_token
 from web.credits.services import CreditsService
-from web.db import session_factory
+from web.db import connect, session_factory
 from web.draws.models import Draw
 
 DRAW_URL = re.compile(r"^/draws/([0-9a-f-]{36})$")
+UPDATABLE = {"status", "progress", "error", "credits_used"}
 
 
 def list_csv(rows: int, header: str = "username,comment", start: int = 1) -> bytes:
@@ -83,3 +86,35 @@ def list_draw(logged_in: Any, grant: Any) -> Any:
         return client, user, match.group(1)
 
     return make
+
+
+# Watching draws live
+
+
+async def update_draw(database_url: str, draw_id: str, **values: Any) -> None:
+    """What the engine does: change the row, then NOTIFY draw_progress."""
+    async with connect(database_url) as conn:
+        for column, value in values.items():
+            assert column in UPDATABLE
+            cast = "::jsonb" if isinstance(value, dict | list) else ""
+            stored = json.dumps(value) if cast else value
+            await conn.execute(f"UPDATE draws SET {column} = $2{cast} WHERE id = $1", uuid.UUID(draw_id), stored)  # noqa: S608
+        await conn.execute("SELECT pg_notify('draw_progress', $1)", draw_id)
+
+
+async def read_events(response: httpx.Response, into: list[tuple[str, str]]) -> None:
+    event, data = "", []
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line == "" and event:
+            into.append((event, "\n".join(data)))
+            event, data = "", []
+
+
+async def wait_for_event(events: list[tuple[str, str]], predicate: Any) -> None:
+    async with asyncio.timeout(10):
+        while not any(predicate(event) for event in events):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

@@ -3,49 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import post_form
+from tests.draws.conftest import read_events, update_draw, wait_for_event
 from web.credits.models import Credit
-from web.db import connect, session_factory
+from web.db import session_factory
 from web.draws.models import DrawHistory
-
-UPDATABLE = {"status", "progress", "error", "credits_used"}
-
-
-async def update_draw(database_url: str, draw_id: str, **values: Any) -> None:
-    """What the engine does: change the row, then NOTIFY draw_progress."""
-    async with connect(database_url) as conn:
-        for column, value in values.items():
-            assert column in UPDATABLE
-            cast = "::jsonb" if isinstance(value, dict | list) else ""
-            stored = json.dumps(value) if cast else value
-            await conn.execute(f"UPDATE draws SET {column} = $2{cast} WHERE id = $1", uuid.UUID(draw_id), stored)  # noqa: S608
-        await conn.execute("SELECT pg_notify('draw_progress', $1)", draw_id)
-
-
-async def read_events(response: httpx.Response, into: list[tuple[str, str]]) -> None:
-    event, data = "", []
-    async for line in response.aiter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif line == "" and event:
-            into.append((event, "\n".join(data)))
-            event, data = "", []
-
-
-async def wait_for(events: list[tuple[str, str]], predicate: Any) -> None:
-    async with asyncio.timeout(10):
-        while not any(predicate(event) for event in events):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 async def test_the_stream_sends_progress_when_notified_and_ends_at_completion(
@@ -57,7 +24,7 @@ async def test_the_stream_sends_progress_when_notified_and_ends_at_completion(
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = asyncio.create_task(read_events(response, events))
-        await wait_for(events, lambda event: event[0] == "progress" and 'data-status="pending"' in event[1])
+        await wait_for_event(events, lambda event: event[0] == "progress" and 'data-status="pending"' in event[1])
         await update_draw(
             database_url,
             draw_id,
@@ -73,7 +40,7 @@ async def test_the_stream_sends_progress_when_notified_and_ends_at_completion(
                 "message": None,
             },
         )
-        await wait_for(events, lambda event: "1,234" in event[1] and "Already entered" in event[1])
+        await wait_for_event(events, lambda event: "1,234" in event[1] and "Already entered" in event[1])
         await update_draw(
             database_url,
             draw_id,
@@ -88,7 +55,7 @@ async def test_the_stream_sends_progress_when_notified_and_ends_at_completion(
                 "message": None,
             },
         )
-        await wait_for(events, lambda event: "paused until 2026-11-22 10:15:00" in event[1])
+        await wait_for_event(events, lambda event: "paused until 2026-11-22 10:15:00" in event[1])
         await update_draw(database_url, draw_id, status="completed", progress={"stage": "done", "percent": 100})
         await asyncio.wait_for(reader, 10)
     assert events[-1] == ("done", "completed")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from web import forms
 from web.accounts.controllers import client_of
 from web.credits.services import CreditsService
-from web.draws.events import progress_events
+from web.draws.events import draw_snapshot, progress_stream
 from web.draws.forms import (
     LIST_COLUMNS,
     LIST_MAX_BYTES,
@@ -203,15 +203,8 @@ class DrawsController(Controller):
     ) -> ServerSentEvent:
         """Progress as server-sent events until the draw is finished."""
         await _owned(request, draws, draw_id)
-        engine = request.app.template_engine
-        assert engine is not None
-        template = engine.engine.get_template("draws/_progress.html")
-
-        def fragment(snapshot: dict[str, Any]) -> str:
-            return str(template.render(draw=snapshot, labels=EXCLUSION_LABELS))
-
-        stream = progress_events(request.app.state.draw_watchers, request.app.state.read_pool, draw_id, fragment)
-        return ServerSentEvent(stream, headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        pool = request.app.state.read_pool
+        return progress_stream(request, draw_id, "owner", lambda: draw_snapshot(pool, draw_id))
 
     @post("/{draw_id:uuid}/cancel", name="draws:cancel")
     async def cancel(

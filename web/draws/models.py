@@ -83,6 +83,8 @@ class Draw(UUIDv7AuditBase):
     merkle_root: Mapped[str | None] = mapped_column(sa.String(64))
     certificate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     certificate_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # The secret of the public `/watch/<token>` page; None while the creator has no spectator link.
+    spectator_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     video_url: Mapped[str | None] = mapped_column(sa.String(2000))
     error: Mapped[str | None] = mapped_column(sa.String(1000))
     scheduled_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
