@@ -70,6 +70,8 @@ def test_a_creator_buys_a_pack_then_subscribes_through_the_sandbox_checkout(
     screenshot(page, "confirming")
     expect(status).to_contain_text("Payment confirmed")
     expect(page.get_by_test_id("confirmed-balance")).to_have_text(str(WELCOME_BONUS + 20))
+    # The header's balance, drawn before the credits arrived, follows too.
+    expect(page.get_by_test_id("nav-balance")).to_have_text(str(WELCOME_BONUS + 20))
     screenshot(page, "confirmed")
 
     page.goto("/billing")

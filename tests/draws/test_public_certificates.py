@@ -235,3 +235,20 @@ async def test_proof_lookups_are_rate_limited_per_address(
     assert answers[:-1] == [404] * PROOFS_PER_ADDRESS.max_hits
     limited = await client.get(url, params=params)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+
+
+async def test_a_certificate_altered_in_the_database_shows_as_failing_on_its_page(
+    engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    [draw] = await run_draws(engines, sandbox_creator, engine, live_server, 1)
+    assert draw.certificate is not None
+    altered = {**draw.certificate, "winners": [{**draw.certificate["winners"][0], "username": "mallory"}]}
+    async with session_factory(engine)() as db:
+        await db.execute(sa.update(Draw).where(Draw.id == draw.id).values(certificate=altered))
+        await db.commit()
+
+    page = await client.get(f"/certificates/{draw.certificate_hash}")
+
+    assert page.status_code == 200
+    assert "Some checks failed: this certificate is not valid." in page.text
+    assert re.search(r'aria-label="failed">✗</span>\s*<span><strong>certificate hash</strong>', page.text)

@@ -31,7 +31,7 @@ from web.billing.models import PAYMENT_STATUSES
 from web.billing.services import BillingRefused, BillingService
 from web.billing.stripe_api import PaymentsUnavailable, WebhookSignatureRefused, verify_webhook
 from web.credits.services import CreditsService
-from web.htmx import redirect, redirect_away, render
+from web.htmx import redirect, redirect_away, render, wants_fragment
 from web.mail import send_mail
 from web.security import requires_admin, requires_login
 from web.settings import Settings
@@ -161,7 +161,7 @@ class BillingController(Controller):
         return render(
             request,
             template,
-            {"session_id": session_id, "payment": payment, "balance": balance},
+            {"session_id": session_id, "payment": payment, "balance": balance, "refresh_nav": wants_fragment(request)},
             fragment="billing/_return_status.html",
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,7 @@ from web.fairness.entries import Entry
 from web.fairness.keys import published_key_set
 from web.fairness.merkle import InclusionProofBuilder
 from web.fairness.signing import parse_key_set
-from web.fairness.verify import inclusion_proof_document, verify_certificate
+from web.fairness.verify import VerificationReport, inclusion_proof_document, verify_certificate
 from web.htmx import render
 from web.pagination import Page
 from web.ratelimit import Limit, RateLimited, hit
@@ -38,6 +40,11 @@ PROOFS_PER_ADDRESS = Limit("inclusion-proof-address", 30, 10 * 60)
 # One person may have several eligible entries (when a draw allows more than one entry per person).
 PROOFS_MAX = 10
 USERNAME_MAX = 128
+# A certificate and its entries never change: a re-check stands for a few minutes, so that a page shared widely
+# does not re-hash its entries on every view.
+RECHECK_SECONDS = 300
+RECHECKS_KEPT = 256
+_rechecks: OrderedDict[str, tuple[float, VerificationReport, bool]] = OrderedDict()
 
 ENTRIES_OF_USERNAME = f"""
     SELECT platform, platform_user_id, username, comment_id
@@ -180,19 +187,7 @@ class CertificatesController(Controller):
                     "cache-control": "public, max-age=300",
                 },
             )
-        previous = None
-        if cert.get("previous_certificate_hash"):
-            previous_draw = await draws.by_certificate(str(cert["previous_certificate_hash"]))
-            previous = previous_draw.certificate if previous_draw is not None else None
-        entries = None
-        if draw.eligible_count <= ENTRIES_CHECK_MAX:
-            rows = stream_rows(request.app.state.read_pool, ELIGIBLE_IN_CANONICAL_ORDER, draw.id)
-            entries = [
-                Entry(row["platform"], row["platform_user_id"], row["username"], row["comment_id"] or "")
-                async for row in rows
-            ]
-        keys = parse_key_set(published_key_set(request.app.state.settings))
-        report = verify_certificate(cert, keys=keys, entries=entries, previous=previous)
+        report, entries_checked = await _recheck(request, draws, draw)
         return render(
             request,
             "certificates/show.html",
@@ -200,8 +195,7 @@ class CertificatesController(Controller):
                 "cert": cert,
                 "digest": digest,
                 "report": report,
-                "entries_checked": entries is not None,
-                "previous_found": previous is not None,
+                "entries_checked": entries_checked,
                 "labels": EXCLUSION_LABELS,
                 "platforms": _platforms(cert),
                 "lookup": {"platform": (_platforms(cert) or [""])[0], "username": ""},
@@ -253,6 +247,33 @@ class CertificatesController(Controller):
                 headers={"content-disposition": f'attachment; filename="cleack-proof-{name[:16]}-{username}.json"'},
             )
         return _proof_answer(request, cert, name, platform, username, {}, proofs, 200)
+
+
+async def _recheck(request: Request[Any, Any, Any], draws: DrawService, draw: Draw) -> tuple[VerificationReport, bool]:
+    """The certificate verified against the published keys, its previous link and (when not too many) its entries."""
+    assert draw.certificate_hash is not None and draw.certificate is not None
+    kept = _rechecks.get(draw.certificate_hash)
+    if kept is not None and time.monotonic() - kept[0] < RECHECK_SECONDS:
+        return kept[1], kept[2]
+    cert = draw.certificate
+    previous = None
+    if cert.get("previous_certificate_hash"):
+        previous_draw = await draws.by_certificate(str(cert["previous_certificate_hash"]))
+        previous = previous_draw.certificate if previous_draw is not None else None
+    entries = None
+    if draw.eligible_count <= ENTRIES_CHECK_MAX:
+        rows = stream_rows(request.app.state.read_pool, ELIGIBLE_IN_CANONICAL_ORDER, draw.id)
+        entries = [
+            Entry(row["platform"], row["platform_user_id"], row["username"], row["comment_id"] or "")
+            async for row in rows
+        ]
+    keys = parse_key_set(published_key_set(request.app.state.settings))
+    report = verify_certificate(cert, keys=keys, entries=entries, previous=previous)
+    _rechecks[draw.certificate_hash] = (time.monotonic(), report, entries is not None)
+    _rechecks.move_to_end(draw.certificate_hash)
+    while len(_rechecks) > RECHECKS_KEPT:
+        _rechecks.popitem(last=False)
+    return report, entries is not None
 
 
 def _page_number(request: Request[Any, Any, Any]) -> int:
