@@ -274,7 +274,7 @@ class AnnouncementService:
             .limit(JOB_BATCH)
         )
         published = failed = 0
-        for announcement, draw in rows.tuples().all():
+        for announcement, draw in rows.all():
             target = await publish_target(self.db, self.settings, draw)
             result = await self.publish(announcement, draw, target)
             published += result.status == "published"

@@ -352,7 +352,7 @@ class DrawService:
             .where(DrawParticipant.draw_id == draw_id, DrawParticipant.exclusion_reason.is_not(None))
             .group_by(DrawParticipant.exclusion_reason)
         )
-        counts = {str(reason): int(count) for reason, count in rows.tuples()}
+        counts = {str(reason): int(count) for reason, count in rows}
         return {reason: counts[reason] for reason in EXCLUSION_REASONS if reason in counts}
 
     async def excluded(self, draw_id: uuid.UUID, reason: str | None, page: int) -> Page:
