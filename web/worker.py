@@ -18,6 +18,7 @@ from web import ratelimit
 from web.accounts.models import Session, VerificationToken
 from web.admin.metrics import roll_up_recent
 from web.billing.services import grant_due_subscription_credits
+from web.draws.announcements import publish_scheduled_announcements
 from web.draws.engine import DrawEngine
 from web.draws.runner import DrawRunner
 from web.sandbox.stripe.delivery import redeliver_pending
@@ -90,6 +91,7 @@ JOBS = (
     PeriodicJob("refresh-platform-tokens", datetime.timedelta(minutes=10), refresh_platform_tokens),
     PeriodicJob("grant-subscription-credits", datetime.timedelta(hours=1), grant_subscription_credits),
     PeriodicJob("redeliver-sandbox-webhooks", datetime.timedelta(minutes=1), redeliver_sandbox_webhooks),
+    PeriodicJob("publish-scheduled-announcements", datetime.timedelta(minutes=1), publish_scheduled_announcements),
 )
 
 

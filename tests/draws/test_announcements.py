@@ -17,11 +17,13 @@ from tests.conftest import LiveServer, post_form
 from tests.fairness.draws import make_draw
 from tests.social.connect import connect_sandbox
 from web.db import session_factory
-from web.draws.announcements import publish_scheduled_announcements
 from web.draws.models import Announcement, Draw
 from web.social.models import SocialAccount
 from web.social.services import SocialService
-from web.worker import WorkerContext
+from web.worker import JOBS, WorkerContext, run_job_once
+
+# Scheduled announcements go out through the workers' periodic job.
+PUBLISH_JOB = next(job for job in JOBS if job.name == "publish-scheduled-announcements")
 
 UTC = datetime.UTC
 
@@ -215,8 +217,8 @@ async def test_a_scheduled_announcement_is_published_once_by_the_job(
     assert announcement is not None and announcement.status == "scheduled"
     async with httpx.AsyncClient() as http:
         context = WorkerContext(live_server.settings, http)
-        async with session_factory(engine)() as session:
-            assert await publish_scheduled_announcements(session, context) == {"published": 0, "failed": 0}
+        maker = session_factory(engine)
+        assert await run_job_once(maker, PUBLISH_JOB, context) == {"published": 0, "failed": 0}
         async with session_factory(engine)() as session:
             await session.execute(
                 sa.update(Announcement)
@@ -224,10 +226,8 @@ async def test_a_scheduled_announcement_is_published_once_by_the_job(
                 .values(scheduled_for=datetime.datetime.now(UTC) - datetime.timedelta(minutes=1))
             )
             await session.commit()
-        async with session_factory(engine)() as session:
-            first = await publish_scheduled_announcements(session, context)
-        async with session_factory(engine)() as session:
-            second = await publish_scheduled_announcements(session, context)
+        first = await run_job_once(maker, PUBLISH_JOB, context)
+        second = await run_job_once(maker, PUBLISH_JOB, context)
 
     assert first == {"published": 1, "failed": 0}
     assert second == {"published": 0, "failed": 0}

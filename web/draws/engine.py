@@ -290,7 +290,12 @@ class DrawRun:
                 raise RunStopped
             await self.writer.execute(f"SET LOCAL work_mem = '{SORT_MEMORY}'")
             verdicts = await settle_verdicts(
-                self.writer, self.draw.id, self.draw.user_id, self.draw.config, follow_scopes(self.draw.sources)
+                self.writer,
+                self.draw.id,
+                self.draw.user_id,
+                self.draw.config,
+                follow_scopes(self.draw.sources),
+                has_undecided=any(source.get("kind") == "list" for source in self.draw.sources),
             )
             cursor.update(
                 phase="filtered",

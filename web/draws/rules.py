@@ -182,12 +182,20 @@ async def has_blacklist(connection: Any, user_id: Any) -> bool:
 
 
 async def settle_verdicts(
-    connection: Any, draw_id: Any, user_id: Any, config: dict[str, Any], follow_scopes: list[int]
+    connection: Any,
+    draw_id: Any,
+    user_id: Any,
+    config: dict[str, Any],
+    follow_scopes: list[int],
+    *,
+    has_undecided: bool,
 ) -> Verdicts:
-    """Decide what is still undecided, late blacklist entries and duplicates, and count; in the caller's transaction."""
+    """Decide what is still undecided (an uploaded list's rows), late blacklist entries and duplicates, and count;
+    in the caller's transaction. Comments are judged as they are stored: without a list there is nothing undecided."""
     blacklist = await has_blacklist(connection, user_id)
     arguments = rule_arguments(config, has_blacklist=blacklist, follow_scopes=follow_scopes)
-    await connection.execute(DECIDE_UNDECIDED, draw_id, user_id, *arguments)
+    if has_undecided:
+        await connection.execute(DECIDE_UNDECIDED, draw_id, user_id, *arguments)
     if blacklist:
         await connection.execute(BLACKLIST_LATECOMERS, draw_id, user_id)
     if (config.get("rules") or {}).get("one_entry_per_user"):
