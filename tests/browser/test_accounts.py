@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.steps import log_in
 from tests.conftest import Creator
 
 pytestmark = pytest.mark.browser
@@ -21,11 +22,7 @@ def test_a_creator_connects_the_sandbox_account_sees_its_posts_and_disconnects_i
     page: Page, make_user: Callable[..., Creator], screenshot: Shoot, live_url: Url
 ) -> None:
     user = make_user()
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(live_url("/draws"))
+    log_in(page, user)
 
     page.get_by_role("link", name="Accounts").click()
     expect(page).to_have_url(live_url("/accounts"))
@@ -58,11 +55,7 @@ def test_declining_on_the_consent_page_connects_nothing(
     page: Page, make_user: Callable[..., Creator], live_url: Url
 ) -> None:
     user = make_user()
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(live_url("/draws"))
+    log_in(page, user)
     page.goto("/accounts")
     page.get_by_test_id("platform-sandbox").get_by_role("button", name="Connect Sandbox").click()
     page.get_by_role("button", name=re.compile("deny", re.IGNORECASE)).click()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.steps import log_in
 from tests.conftest import Creator
 
 pytestmark = pytest.mark.browser
@@ -56,13 +57,6 @@ def metric_history() -> dict[str, list[float]]:
         "avg_participants_per_draw": [round(320 + 45 * math.sin(day / 5) + day * 2, 1) for day in days],
         "error_rate": [round(max(0.0, 2.5 + 1.8 * math.sin(day / 1.7)), 2) for day in days],
     }
-
-
-def log_in(page: Page, user: Creator) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def charts_on_screen(page: Page, days: int) -> list[dict[str, Any]]:

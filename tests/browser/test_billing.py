@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import run_in_own_loop
+from tests.browser.steps import log_in
 from tests.conftest import Creator, LiveServer
 from web.billing.services import sync_catalogue
 from web.credits.services import WELCOME_BONUS
@@ -37,14 +38,6 @@ def catalogue(live_server: LiveServer, database_url: str) -> None:
             await engine.dispose()
 
     run_in_own_loop(mirror)
-
-
-def log_in(page: Page, user: Creator) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("link", name="Billing")).to_be_visible()
 
 
 def test_a_creator_buys_a_pack_then_subscribes_through_the_sandbox_checkout(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.steps import connect_the_sandbox, log_in
 from tests.conftest import Creator
 
 pytestmark = pytest.mark.browser
@@ -21,16 +22,8 @@ def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_w
     page: Page, make_user: Callable[..., Creator], screenshot: Shoot, live_url: Url, worker: None
 ) -> None:
     user = make_user()
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(live_url("/draws"))
-
-    page.goto("/accounts")
-    page.get_by_test_id("platform-sandbox").get_by_role("button", name="Connect Sandbox").click()
-    page.get_by_role("button", name=re.compile("allow", re.IGNORECASE)).click()
-    expect(page).to_have_url(live_url("/accounts?notice=connected&platform=sandbox"))
+    log_in(page, user)
+    connect_the_sandbox(page, live_url)
 
     page.goto("/draws")
     page.get_by_test_id("new-draw").click()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.steps import connect_the_sandbox, log_in
 from tests.conftest import Creator
 
 pytestmark = pytest.mark.browser
@@ -19,15 +20,8 @@ Url = Callable[[str], re.Pattern[str]]
 
 
 def launch_a_draw_on_the_big_sandbox_post(page: Page, user: Creator, live_url: Url, title: str) -> None:
-    page.goto("/login")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(user.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(live_url("/draws"))
-    page.goto("/accounts")
-    page.get_by_test_id("platform-sandbox").get_by_role("button", name="Connect Sandbox").click()
-    page.get_by_role("button", name=re.compile("allow", re.IGNORECASE)).click()
-    expect(page).to_have_url(live_url("/accounts?notice=connected&platform=sandbox"))
+    log_in(page, user)
+    connect_the_sandbox(page, live_url)
     page.goto("/draws/new")
     page.get_by_label("Title").fill(title)
     posts = page.get_by_test_id("posts-sandbox")
