@@ -71,7 +71,7 @@ NOTICES = {
     "checkout_cancelled": "The checkout was cancelled; nothing was charged.",
     "enterprise_sent": "Thank you: your message is with our sales team, who will write back soon.",
 }
-STATIC_VERSION = "2"
+STATIC_VERSION = "3"
 
 
 def _template_globals(settings: Settings) -> Any:
