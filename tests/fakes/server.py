@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import uvicorn
 
+from web.social.providers.base import Provider, ProviderConfig, TokenSet
+
 CLIENT_ID = "cleack-test-client"
 CLIENT_SECRET = "cleack-test-secret"
 
@@ -251,6 +253,27 @@ async def consent(http: httpx.AsyncClient, authorization_url: str) -> dict[str, 
     assert answer.status_code == 302, answer.text
     location = urlsplit(answer.headers["location"])
     return {key: values[0] for key, values in parse_qs(location.query).items()}
+
+
+def emulated_config(emulator: Emulator, platform: str, **extra: Any) -> ProviderConfig:
+    """A provider's configuration with every one of its addresses at `emulator`."""
+    return ProviderConfig(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        redirect_uri=redirect_uri(platform),
+        auth_base=emulator.base_url,
+        api_base=emulator.base_url,
+        token_base=emulator.base_url,
+        **extra,
+    )
+
+
+async def connect(provider: Provider) -> TokenSet:
+    """The whole OAuth dance: consent, the callback's `state` checked, the code exchanged with its verifier."""
+    request = provider.authorization_request()
+    callback = await consent(provider.http, request.url)
+    assert callback["state"] == request.state
+    return await provider.exchange_code(callback["code"], request.code_verifier)
 
 
 def query_of(url: str) -> dict[str, str]:

@@ -9,7 +9,16 @@ import httpx
 import pytest
 
 from tests.fakes.facebook import PAGE_ID, FacebookEmulator
-from tests.fakes.server import CLIENT_ID, CLIENT_SECRET, consent, query_of, redirect_uri, serve
+from tests.fakes.server import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    connect,
+    consent,
+    emulated_config,
+    query_of,
+    redirect_uri,
+    serve,
+)
 from web.social.providers.base import (
     Capability,
     NotFound,
@@ -38,23 +47,9 @@ def facebook() -> Iterator[FacebookEmulator]:
 async def provider(facebook: FacebookEmulator) -> AsyncIterator[FacebookProvider]:
     facebook.reset()
     facebook.pages_shared = True
-    config = ProviderConfig(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        redirect_uri=redirect_uri("facebook"),
-        auth_base=facebook.base_url,
-        api_base=facebook.base_url,
-        token_base=facebook.base_url,
-    )
+    config = emulated_config(facebook, "facebook")
     async with httpx.AsyncClient(timeout=10) as http:
         yield FacebookProvider(config, http)
-
-
-async def connect(provider: FacebookProvider) -> TokenSet:
-    request = provider.authorization_request()
-    callback = await consent(provider.http, request.url)
-    assert callback["state"] == request.state
-    return await provider.exchange_code(callback["code"], request.code_verifier)
 
 
 async def test_the_login_dialog_is_asked_for_page_permissions_with_the_exact_redirect_uri() -> None:

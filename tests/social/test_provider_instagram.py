@@ -9,7 +9,16 @@ import httpx
 import pytest
 
 from tests.fakes.instagram import LONG_LIFETIME, USER_ID, InstagramEmulator
-from tests.fakes.server import CLIENT_ID, CLIENT_SECRET, consent, query_of, redirect_uri, serve
+from tests.fakes.server import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    connect,
+    consent,
+    emulated_config,
+    query_of,
+    redirect_uri,
+    serve,
+)
 from web.social.providers.base import (
     Capability,
     NotFound,
@@ -35,23 +44,9 @@ def instagram() -> Iterator[InstagramEmulator]:
 @pytest.fixture
 async def provider(instagram: InstagramEmulator) -> AsyncIterator[InstagramProvider]:
     instagram.reset()
-    config = ProviderConfig(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        redirect_uri=redirect_uri("instagram"),
-        auth_base=instagram.base_url,
-        api_base=instagram.base_url,
-        token_base=instagram.base_url,
-    )
+    config = emulated_config(instagram, "instagram")
     async with httpx.AsyncClient(timeout=10) as http:
         yield InstagramProvider(config, http)
-
-
-async def connect(provider: InstagramProvider) -> TokenSet:
-    request = provider.authorization_request()
-    callback = await consent(provider.http, request.url)
-    assert callback["state"] == request.state
-    return await provider.exchange_code(callback["code"], request.code_verifier)
 
 
 async def test_the_consent_page_is_asked_for_business_scopes_with_the_exact_redirect_uri() -> None:

@@ -9,7 +9,16 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.fakes.server import CLIENT_ID, CLIENT_SECRET, consent, query_of, redirect_uri, serve
+from tests.fakes.server import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    connect,
+    consent,
+    emulated_config,
+    query_of,
+    redirect_uri,
+    serve,
+)
 from tests.fakes.tiktok import OPEN_ID, TikTokEmulator
 from web.social.providers.base import (
     Capability,
@@ -38,24 +47,9 @@ def tiktok() -> Iterator[TikTokEmulator]:
 @pytest.fixture
 async def provider(tiktok: TikTokEmulator) -> AsyncIterator[TikTokProvider]:
     tiktok.reset()
-    config = ProviderConfig(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        redirect_uri=redirect_uri("tiktok"),
-        auth_base=tiktok.base_url,
-        api_base=tiktok.base_url,
-        token_base=tiktok.base_url,
-        extra_bases={"business": tiktok.base_url},
-    )
+    config = emulated_config(tiktok, "tiktok", extra_bases={"business": tiktok.base_url})
     async with httpx.AsyncClient(timeout=10) as http:
         yield TikTokProvider(config, http)
-
-
-async def connect(provider: TikTokProvider) -> TokenSet:
-    request = provider.authorization_request()
-    callback = await consent(provider.http, request.url)
-    assert callback["state"] == request.state
-    return await provider.exchange_code(callback["code"], request.code_verifier)
 
 
 async def test_the_consent_page_gets_the_client_key_and_a_hex_pkce_challenge() -> None:

@@ -10,7 +10,16 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.fakes.server import CLIENT_ID, CLIENT_SECRET, consent, query_of, redirect_uri, serve
+from tests.fakes.server import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    connect,
+    consent,
+    emulated_config,
+    query_of,
+    redirect_uri,
+    serve,
+)
 from tests.fakes.x import LIFETIME, RATE_LIMIT_RESET_IN, USER_ID, XEmulator
 from web.social.providers.base import (
     Capability,
@@ -38,23 +47,9 @@ def x() -> Iterator[XEmulator]:
 @pytest.fixture
 async def provider(x: XEmulator) -> AsyncIterator[XProvider]:
     x.reset()
-    config = ProviderConfig(
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        redirect_uri=redirect_uri("x"),
-        auth_base=x.base_url,
-        api_base=x.base_url,
-        token_base=x.base_url,
-    )
+    config = emulated_config(x, "x")
     async with httpx.AsyncClient(timeout=10) as http:
         yield XProvider(config, http)
-
-
-async def connect(provider: XProvider) -> TokenSet:
-    request = provider.authorization_request()
-    callback = await consent(provider.http, request.url)
-    assert callback["state"] == request.state
-    return await provider.exchange_code(callback["code"], request.code_verifier)
 
 
 async def test_the_consent_page_gets_scopes_pkce_and_the_exact_redirect_uri() -> None:
