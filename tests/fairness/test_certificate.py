@@ -154,7 +154,9 @@ def test_entries_that_differ_from_the_certified_ones_fail() -> None:
     cert = draw.certificate
     winner = cert["winners"][0]["index"]
 
-    assert failed(cert, draw, entries=draw.entries[:-1]) == ["entries count", "merkle root"]
+    # One entry more, last in canonical order: the picks keep their indices, the count and the root do not hold.
+    extra = Entry("zz", "9", "latecomer", "late")
+    assert failed(cert, draw, entries=[*draw.entries, extra]) == ["entries count", "merkle root"]
     changed = list(draw.entries)
     changed[winner] = Entry(changed[winner].platform, changed[winner].platform_user_id, "x", changed[winner].entry_id)
     assert failed(cert, draw, entries=changed) == ["merkle root", "winners in entries"]
