@@ -35,8 +35,13 @@ async def test_errors_come_as_stripe_error_objects(stripe_api: httpx.AsyncClient
             "param": None,
         }
     }
+    for path, kind in (("invoices", "invoice"), ("charges", "charge"), ("payment_intents", "payment_intent")):
+        missing = await stripe_api.get(f"/v1/{path}/none")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "resource_missing"
+        assert missing.json()["error"]["message"] == f"No such {kind}: 'none'"
     customer = (await stripe_api.post("/v1/customers", data={"email": "a@example.com"})).json()
     assert customer["id"].startswith("cus_") and customer["object"] == "customer"
+    assert (await stripe_api.get(f"/v1/charges/{customer['id']}")).status_code == 404, "a customer is not a charge"
     no_items = await stripe_api.post(
         "/v1/checkout/sessions",
         data={"mode": "payment", "customer": customer["id"], "success_url": "http://example.com/ok"},

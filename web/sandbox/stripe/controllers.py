@@ -44,6 +44,8 @@ from web.settings import Settings
 Work = Callable[[StripeSandbox, dict[str, Any]], Awaitable[dict[str, Any]]]
 API = {"skip_session": True, "exclude_from_csrf": True}
 CURRENCIES = ("usd", "eur", "gbp")
+# Objects the app only reads, by their path under /v1.
+READ_ONLY_KINDS = {"invoices": "invoice", "charges": "charge", "payment_intents": "payment_intent"}
 
 
 async def requires_payments_sandbox(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -435,23 +437,13 @@ class StripeSandboxApi(Controller):
     ) -> Any:
         return await _handle(request, db_session, lambda sandbox, params: sandbox.cancel_now(object_id))
 
-    @get("/invoices/{object_id:str}")
-    async def get_invoice(
+    @get([f"/{path}/{{object_id:str}}" for path in READ_ONLY_KINDS])
+    async def get_payment_object(
         self, request: Request[Any, Any, Any], object_id: FromPath[str], db_session: NamedDependency[AsyncSession]
     ) -> Any:
-        return await _handle(request, db_session, lambda sandbox, params: sandbox.get("invoice", object_id))
-
-    @get("/charges/{object_id:str}")
-    async def get_charge(
-        self, request: Request[Any, Any, Any], object_id: FromPath[str], db_session: NamedDependency[AsyncSession]
-    ) -> Any:
-        return await _handle(request, db_session, lambda sandbox, params: sandbox.get("charge", object_id))
-
-    @get("/payment_intents/{object_id:str}")
-    async def get_payment_intent(
-        self, request: Request[Any, Any, Any], object_id: FromPath[str], db_session: NamedDependency[AsyncSession]
-    ) -> Any:
-        return await _handle(request, db_session, lambda sandbox, params: sandbox.get("payment_intent", object_id))
+        """An invoice, a charge or a payment intent: the object kind its path names."""
+        kind = READ_ONLY_KINDS[request.url.path.removeprefix(self.path).split("/")[1]]
+        return await _handle(request, db_session, lambda sandbox, params: sandbox.get(kind, object_id))
 
     @post("/refunds")
     async def create_refund(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Any:
