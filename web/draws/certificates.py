@@ -19,13 +19,20 @@ from web.accounts.controllers import client_of
 from web.draws.models import Draw
 from web.draws.rules import CANONICAL_ORDER
 from web.draws.selection import ELIGIBLE_LEAVES
-from web.draws.services import ELIGIBLE_IN_CANONICAL_ORDER, EXCLUSION_LABELS, DrawService, stream_rows
+from web.draws.services import (
+    ELIGIBLE_IN_CANONICAL_ORDER,
+    EXCLUSION_LABELS,
+    DrawService,
+    certified_newest_first,
+    stream_rows,
+)
 from web.fairness.canonical import canonical_json
 from web.fairness.entries import Entry
 from web.fairness.keys import published_key_set
 from web.fairness.merkle import InclusionProofBuilder
 from web.fairness.signing import parse_key_set
 from web.fairness.verify import VerificationReport, inclusion_proof_document, verify_certificate
+from web.forms import clean_page
 from web.htmx import render
 from web.pagination import Page
 from web.ratelimit import Limit, RateLimited, hit
@@ -74,10 +81,9 @@ class ChainLink:
 
 async def chain_page(db: AsyncSession, page: int, per_page: int = CHAIN_PER_PAGE) -> Page:
     """Issued certificates, newest first: the order in which the engine links each one to the one before."""
-    issued = Draw.certificate_hash.is_not(None)
-    total = await db.scalar(sa.select(sa.func.count()).select_from(Draw).where(issued))
+    total = await db.scalar(sa.select(sa.func.count()).select_from(Draw).where(Draw.certificate_hash.is_not(None)))
     rows = await db.execute(
-        sa.select(
+        certified_newest_first(
             Draw.certificate_hash,
             Draw.certificate["previous_certificate_hash"].as_string(),
             Draw.title,
@@ -86,8 +92,6 @@ async def chain_page(db: AsyncSession, page: int, per_page: int = CHAIN_PER_PAGE
             Draw.eligible_count,
             sa.func.jsonb_array_length(Draw.certificate["winners"]),
         )
-        .where(issued)
-        .order_by(Draw.completed_at.desc(), Draw.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
@@ -97,11 +101,7 @@ async def chain_page(db: AsyncSession, page: int, per_page: int = CHAIN_PER_PAGE
 async def chain_certificates(db: AsyncSession, page: int, per_page: int = CHAIN_PER_PAGE) -> list[dict[str, Any]]:
     """One page of the chain as whole certificates, oldest first: the order `cleack verify --chain` checks."""
     certificates = await db.scalars(
-        sa.select(Draw.certificate)
-        .where(Draw.certificate_hash.is_not(None))
-        .order_by(Draw.completed_at.desc(), Draw.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+        certified_newest_first(Draw.certificate).limit(per_page).offset((page - 1) * per_page)
     )
     return list(reversed([certificate for certificate in certificates if certificate is not None]))
 
@@ -148,7 +148,7 @@ class CertificatesController(Controller):
     @get("/", name="certificates:index")
     async def chain(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
         """The public chain: every certificate this server issued, newest first."""
-        links = await chain_page(db_session, _page_number(request))
+        links = await chain_page(db_session, clean_page(request.query_params.get("page")))
         return render(request, "certificates/chain.html", {"links": links}, fragment="certificates/_chain.html")
 
     @get("/chain.json", name="certificates:chain-json")
@@ -156,7 +156,7 @@ class CertificatesController(Controller):
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
     ) -> Response[Any]:
         """A page of the chain, oldest first, as one JSON list for `cleack verify --chain`."""
-        page = _page_number(request)
+        page = clean_page(request.query_params.get("page"))
         certificates = await chain_certificates(db_session, page)
         return Response(
             content=b"[" + b",".join(canonical_json(cert) for cert in certificates) + b"]",
@@ -274,11 +274,6 @@ async def _recheck(request: Request[Any, Any, Any], draws: DrawService, draw: Dr
     while len(_rechecks) > RECHECKS_KEPT:
         _rechecks.popitem(last=False)
     return report, entries is not None
-
-
-def _page_number(request: Request[Any, Any, Any]) -> int:
-    raw = request.query_params.get("page") or "1"
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
 
 
 def _retry(limited: RateLimited) -> dict[str, str]:

@@ -39,7 +39,7 @@ from web.draws.lease import (
 from web.draws.models import Draw
 from web.draws.rules import Verdicts, settle_verdicts
 from web.draws.selection import SORT_MEMORY, Drawn, draw_winners
-from web.draws.services import draw_cost
+from web.draws.services import certified_newest_first, draw_cost
 from web.fairness import DrawFacts, build_certificate
 from web.fairness.keys import current_signing_key, server_keys
 from web.settings import Settings
@@ -162,14 +162,7 @@ class DrawEngine:
                 await db.commit()
                 raise RunStopped
             await db.execute(sa.select(sa.func.pg_advisory_xact_lock(CERTIFICATE_CHAIN_LOCK)))
-            last = (
-                await db.execute(
-                    sa.select(Draw.certificate_hash, Draw.completed_at)
-                    .where(Draw.certificate_hash.is_not(None))
-                    .order_by(Draw.completed_at.desc(), Draw.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            last = (await db.execute(certified_newest_first(Draw.certificate_hash, Draw.completed_at).limit(1))).first()
             previous = last.certificate_hash if last is not None else None
             # The chain's order is completed_at's: a worker whose clock lags must still come after the last link.
             now = utcnow()

@@ -378,6 +378,14 @@ class DrawService:
         )
 
 
+def certified_newest_first(*columns: Any) -> sa.Select[Any]:
+    """`columns` of the draws that issued a certificate, the chain's latest link first (the engine links each
+    new certificate to the first row of this)."""
+    return (
+        sa.select(*columns).where(Draw.certificate_hash.is_not(None)).order_by(Draw.completed_at.desc(), Draw.id.desc())
+    )
+
+
 def safe_cell(value: str) -> str:
     """A cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe."""
     return "'" + value if value.startswith(FORMULA_STARTS) else value
