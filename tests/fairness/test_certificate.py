@@ -206,7 +206,8 @@ def test_the_certificate_refuses_picks_the_seed_did_not_make() -> None:
         "issued_at": datetime.datetime.now(datetime.UTC),
         "alternates": [Pick(pick["index"], draw.entries[pick["index"]]) for pick in cert["alternates"]],
     }
-    hand_picked = [Pick(index, draw.entries[index]) for index in (0, 1, 2)]
+    # The seed's own winners in another order: never what the seed selects, whatever the seed.
+    hand_picked = [Pick(pick["index"], draw.entries[pick["index"]]) for pick in reversed(cert["winners"])]
     with pytest.raises(ValueError, match="not the entries the seed selects"):
         build_certificate(winners=hand_picked, **arguments)
     with pytest.raises(ValueError, match="participants"):
