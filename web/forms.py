@@ -150,6 +150,12 @@ def clean_password(value: str) -> str:
     return value
 
 
+def clean_checkbox(value: str) -> bool:
+    """A checkbox: ticked when the browser sends it (as `on`) or a client sends true, 1 or yes; validate() it with a
+    default of "" so that an unticked box, which browsers leave out, reads as False."""
+    return value in {"on", "true", "1", "yes"}
+
+
 def clean_name(value: str) -> str | None:
     value = " ".join(value.split())
     _plain_text(value, "The name", max_length=NAME_MAX)

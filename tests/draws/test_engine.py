@@ -96,16 +96,17 @@ async def fetch_all(
                 return items
 
 
-def expected_reasons(
+def expected_verdicts(
     comments: list[Any], likers: set[str], followers: set[str], blocked: set[str], config: dict[str, Any]
-) -> Counter[str | None]:
-    """The rules of draws.md applied in plain Python, one reason per entry, in their order."""
+) -> dict[str, str | None]:
+    """The rules of draws.md applied in plain Python: each comment's one reason (None when eligible), in their order.
+    A person's entry that counts is their earliest by time, then by comment id, wherever the platform listed it."""
     rules, filters = config["rules"], config["filters"]
     earliest: dict[str, int] = {}
     for position, comment in sorted(enumerate(comments), key=lambda pair: (pair[1].created_at, pair[1].id)):
         earliest.setdefault(comment.author_id, position)
     words = "|".join(SUSPICIOUS_WORDS)
-    verdicts: Counter[str | None] = Counter()
+    verdicts: dict[str, str | None] = {}
     for position, comment in enumerate(comments):
         name = comment.author_username
         followers_count = comment.author_followers_count
@@ -133,8 +134,18 @@ def expected_reasons(
             reason = "not_following"
         else:
             reason = None
-        verdicts[reason] += 1
+        verdicts[comment.id] = reason
     return verdicts
+
+
+async def stored_verdicts(engine: AsyncEngine, draw_id: uuid.UUID) -> dict[str, str | None]:
+    async with session_factory(engine)() as db:
+        rows = await db.execute(
+            sa.select(DrawParticipant.comment_id, DrawParticipant.exclusion_reason).where(
+                DrawParticipant.draw_id == draw_id
+            )
+        )
+        return {str(comment_id): reason for comment_id, reason in rows}
 
 
 async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exact_counts(
@@ -156,7 +167,9 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
     assert draw.status == "completed", draw.error
     likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post.post_id)}
     followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post.post_id)}
-    expected = expected_reasons(comments, likers, followers, {blocked.lower()}, EVERY_RULE)
+    verdicts = expected_verdicts(comments, likers, followers, {blocked.lower()}, EVERY_RULE)
+    assert await stored_verdicts(engine, draw_id) == verdicts
+    expected = Counter(verdicts.values())
     eligible = expected.pop(None)
     assert len([reason for reason in expected if expected[reason]]) >= 6, expected
     assert draw.progress["excluded"] == dict(expected)
@@ -223,6 +236,53 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
     assert await entry_counts(engine, draw_id) == (10_000, 10_000)
     assert await ledger_keys(engine, draw_id) == [f"draw:{draw_id}:debit"]
     assert await history_actions(engine, draw_id) == ["started", "completed"]
+
+
+async def test_a_platform_listing_newest_first_leaves_each_person_their_earliest_entry(
+    engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer
+) -> None:
+    creator = await sandbox_creator()
+    post = await create_post(engine, live_server, creator, 6_000, newest_first=True)
+    comments = await fetch_all(engine, live_server, creator, "comments", post.post_id)
+    assert comments[0].created_at > comments[-1].created_at
+    draw_id = await create_draw(engine, creator, [post], EVERY_RULE)
+
+    assert await engines.runner().run_next(asyncio.Event())
+
+    draw = await load_draw(engine, draw_id)
+    assert draw.status == "completed", draw.error
+    likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post.post_id)}
+    followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post.post_id)}
+    verdicts = expected_verdicts(comments, likers, followers, set(), EVERY_RULE)
+    # Each repeat reached us before its person's earliest entry, mostly on an earlier page of 1,000.
+    assert list(verdicts.values()).count("duplicate") > 300
+    assert await stored_verdicts(engine, draw_id) == verdicts
+    expected = Counter(verdicts.values())
+    eligible = expected.pop(None)
+    assert draw.progress["excluded"] == dict(expected)
+    assert draw.certificate is not None
+    assert draw.certificate["counts"] == {"participants": 6_000, "excluded": dict(expected), "eligible": eligible}
+
+
+async def test_comments_the_platform_sends_twice_are_stored_once(
+    engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer
+) -> None:
+    creator = await sandbox_creator()
+    post = await create_post(engine, live_server, creator, 3_500, overlap=120)
+    sent = await fetch_all(engine, live_server, creator, "comments", post.post_id)
+    comments = list({comment.id: comment for comment in sent}.values())
+    assert len(sent) > len(comments) == 3_500
+    draw_id = await create_draw(engine, creator, [post], EVERY_RULE)
+
+    assert await engines.runner().run_next(asyncio.Event())
+
+    draw = await load_draw(engine, draw_id)
+    assert draw.status == "completed", draw.error
+    likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post.post_id)}
+    followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post.post_id)}
+    assert await stored_verdicts(engine, draw_id) == expected_verdicts(comments, likers, followers, set(), EVERY_RULE)
+    assert draw.participants_count == 3_500 and draw.progress["fetched"] == 3_500
+    assert draw.certificate is not None and draw.certificate["counts"]["participants"] == 3_500
 
 
 async def stages_seen(engine: AsyncEngine, draw_id: uuid.UUID, run: asyncio.Task[Any]) -> list[dict[str, Any]]:

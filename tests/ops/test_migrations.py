@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -105,20 +106,55 @@ def test_the_schema_has_the_seed_indexes_and_constraints(scratch_url: str) -> No
     } <= checks
 
 
-async def test_deleting_a_user_deletes_what_they_own(engine: sa.ext.asyncio.AsyncEngine, make_user: object) -> None:
-    user = await make_user()  # type: ignore[operator]
-    async with engine.begin() as connection:
-        await connection.execute(
+async def test_deleting_a_user_deletes_what_they_own(engine: sa.ext.asyncio.AsyncEngine, make_user: Any) -> None:
+    user = await make_user()
+    other = await make_user()
+
+    async def add_draw(connection: sa.ext.asyncio.AsyncConnection, owner: Any) -> None:
+        draw = await connection.scalar(
             sa.text(
                 "INSERT INTO draws (id, user_id, title, platform, status, created_at, updated_at) "
-                "VALUES (gen_random_uuid(), :user, 'Giveaway', 'sandbox', 'pending', now(), now())"
+                "VALUES (gen_random_uuid(), :user, 'Giveaway', 'sandbox', 'pending', now(), now()) RETURNING id"
             ),
-            {"user": user.id},
+            {"user": owner},
         )
+        for person in ("1", "2"):
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO draw_participants (id, draw_id, platform, platform_user_id, username, comment_id) "
+                    "VALUES (gen_random_uuid(), :draw, 'sandbox', :person, 'someone', :comment)"
+                ),
+                {"draw": draw, "person": person, "comment": f"comment-{person}"},
+            )
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO draw_engagements (draw_id, kind, source_index, platform_user_id) "
+                    "VALUES (:draw, 'like', 0, :person)"
+                ),
+                {"draw": draw, "person": person},
+            )
+
+    async with engine.begin() as connection:
+        await add_draw(connection, user.id)
+        await add_draw(connection, user.id)
+        await add_draw(connection, other.id)
         await connection.execute(sa.text("DELETE FROM users WHERE id = :user"), {"user": user.id})
-        for table in ("credits", "draws", "user_activity", "sessions", "verification_tokens"):
-            count = await connection.scalar(sa.text(f"SELECT count(*) FROM {table}"))  # noqa: S608
+        for table in ("credits", "user_activity", "sessions", "verification_tokens"):
+            count = await connection.scalar(
+                sa.text(f"SELECT count(*) FROM {table} WHERE user_id = :user"),  # noqa: S608
+                {"user": user.id},
+            )
             assert count == 0, table
+        # The draws go with their owner, and their entries and engagements with them; the other creator's stay.
+        remaining = await connection.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM draws), (SELECT count(*) FROM draw_participants), "
+                "(SELECT count(*) FROM draw_engagements), "
+                "(SELECT count(*) FROM draw_participants p JOIN draws d ON d.id = p.draw_id WHERE d.user_id = :other)"
+            ),
+            {"other": other.id},
+        )
+        assert tuple(remaining.one()) == (1, 2, 2, 2)
 
 
 async def test_the_database_refuses_an_unknown_status_and_a_non_positive_payment(

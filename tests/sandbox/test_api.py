@@ -15,7 +15,7 @@ from tests.sandbox.dance import Tokens, bearer, connect
 from web.app import create_app
 from web.db import session_factory
 from web.sandbox.pages import SWITCH_FIELDS
-from web.sandbox.services import SandboxService
+from web.sandbox.services import SandboxService, validate_behaviour
 from web.settings import Settings
 
 API = "/sandbox/api/v1"
@@ -67,6 +67,50 @@ async def test_all_pages_of_a_25000_comment_post_give_each_comment_once(
         if cursor is None:
             break
     assert len(likers) == len(set(likers)) == post["likes_count"]
+
+
+async def test_a_newest_first_post_lists_every_comment_once_from_the_latest(
+    client: httpx.AsyncClient, live_server: LiveServer, engine: AsyncEngine, creator: Tokens
+) -> None:
+    post_id = await add_post(engine, live_server.settings, "api_creator", 2_500, newest_first=True)
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+        body = (await client.get(f"{API}/posts/{post_id}/comments", params=params, headers=bearer(creator))).json()
+        seen.extend(body["data"])
+        cursor = body["paging"]["next_cursor"]
+        if cursor is None:
+            break
+    assert [item["id"] for item in seen] == [f"{post_id}_{index}" for index in reversed(range(2_500))]
+    times = [item["created_at"] for item in seen]
+    assert times == sorted(times, reverse=True) and times[0] > times[-1]
+
+
+async def test_an_overlapping_post_repeats_the_end_of_each_page_on_the_next(
+    client: httpx.AsyncClient, live_server: LiveServer, engine: AsyncEngine, creator: Tokens
+) -> None:
+    post_id = await add_post(engine, live_server.settings, "api_creator", 2_000, overlap=300)
+    url = f"{API}/posts/{post_id}/comments"
+    first = (await client.get(url, params={"limit": "1000"}, headers=bearer(creator))).json()
+    assert first["paging"]["next_cursor"] == "700"
+    second = (await client.get(url, params={"limit": "1000", "cursor": "700"}, headers=bearer(creator))).json()
+    assert [item["id"] for item in second["data"][:300]] == [item["id"] for item in first["data"][700:]]
+    assert second["paging"]["next_cursor"] == "1400"
+    # A page smaller than the overlap still moves on by one.
+    small = (await client.get(url, params={"limit": "100", "cursor": "1500"}, headers=bearer(creator))).json()
+    assert small["paging"]["next_cursor"] == "1501"
+
+
+def test_switches_are_checked_before_they_are_stored() -> None:
+    assert validate_behaviour({"newest_first": True, "slow_ms": 5}) == {"newest_first": True, "slow_ms": 5}
+    assert validate_behaviour({"newest_first": False}) == {}
+    with pytest.raises(ValueError, match="newest_first is true or false"):
+        validate_behaviour({"newest_first": 1})
+    with pytest.raises(ValueError, match="slow_ms is a whole number from 0 to 10000"):
+        validate_behaviour({"slow_ms": -1})
+    with pytest.raises(ValueError, match="unknown switch 'reverse'"):
+        validate_behaviour({"reverse": True})
 
 
 async def test_followers_agree_with_the_profile_count(
@@ -235,6 +279,11 @@ async def test_the_sandbox_pages_list_accounts_and_add_posts_with_switches(
     assert "Big one" in post_page.text and "2,000,000" in post_page.text
     listing = await client.get("/sandbox")
     assert '"status": 502' in listing.text or "&#34;status&#34;: 502" in listing.text
+    assert "newest_first" not in listing.text.split('id="add-title"')[0]
+    newest = await post_form(client, "/sandbox/posts", post_fields(comments="30", newest_first="on"))
+    assert newest.status_code == 303
+    listing = await client.get("/sandbox")
+    assert "newest_first=true" in listing.text.split('id="add-title"')[0]
     assert (await client.post("/sandbox/posts", data={"account": "api_creator", "comments": "1"})).status_code == 403
 
 

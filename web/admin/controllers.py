@@ -53,10 +53,6 @@ def clean_request_key(value: str) -> str:
         raise forms.FieldError("This form has expired. Reload the page and try again.") from exc
 
 
-def clean_flag(value: str) -> bool:
-    return value in {"on", "true", "1", "yes"}
-
-
 GRANT_FIELDS: dict[str, forms.Cleaner] = {
     "amount": clean_amount,
     "reason": forms.clean_required_text("A reason", 200),
@@ -65,7 +61,7 @@ GRANT_FIELDS: dict[str, forms.Cleaner] = {
 REASON_FIELDS: dict[str, forms.Cleaner] = {"reason": forms.clean_required_text("A reason", 500)}
 NOTE_FIELDS: dict[str, forms.Cleaner] = {
     "note": forms.clean_required_text("A note", 5000),
-    "flagged": clean_flag,
+    "flagged": forms.clean_checkbox,
 }
 
 

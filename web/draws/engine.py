@@ -288,7 +288,7 @@ class DrawRun:
                 self.draw.user_id,
                 self.draw.config,
                 follow_scopes(self.draw.sources),
-                has_undecided=any(source.get("kind") == "list" for source in self.draw.sources),
+                has_list=any(source.get("kind") == "list" for source in self.draw.sources),
             )
             cursor.update(
                 phase="filtered",

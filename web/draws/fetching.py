@@ -3,9 +3,9 @@
 Each page is stored with the cursor of the page after it in one transaction, guarded by the
 lease, so that a worker taking the draw over resumes exactly where the last commit left it.
 The next page is fetched while the current one is being written. Likers and followers come
-first, so that each comment gets its verdict as it is stored (web.draws.rules): comments go
-through COPY into a per-connection staging table, then into draw_participants with their
-verdicts, skipping any comment already there.
+first, so that each comment gets its verdict as it is stored, duplicates included
+(web.draws.rules): comments go through COPY into a per-connection staging table, then into
+draw_participants with their verdicts, skipping any comment already there.
 """
 
 from __future__ import annotations
@@ -19,12 +19,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import uuid_utils
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.draws.lease import LEASE_HELD, DrawFailed, Lease, Progress, RunStopped, expected_entries, utcnow
 from web.draws.models import Draw
-from web.draws.rules import ENTRY_COLUMNS, STORE_STAGED, has_blacklist, rule_arguments
+from web.draws.rules import (
+    STAGED_COLUMNS,
+    STAGING_TABLE,
+    STORE_OVERTAKEN,
+    STORE_STAGED,
+    STORE_STAGED_SKIPPING_STORED,
+    has_blacklist,
+    rule_arguments,
+)
 from web.social.models import SocialAccount
 from web.social.providers import provider_class
 from web.social.providers.base import (
@@ -49,10 +58,8 @@ RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 # Fetching fills the progress bar up to here; the rules and the selection take the rest.
 FETCH_SHARE = 90
 FIELD_LIMIT = 128
+ENTRY_KEY = "uq_draw_participants_entry"
 
-STAGING_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS incoming_entries (LIKE draw_participants INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
 INSERT_ENGAGEMENTS = """
     INSERT INTO draw_engagements (draw_id, kind, source_index, platform_user_id)
     SELECT $1, $2, $3, unnest($4::text[]) ON CONFLICT DO NOTHING
@@ -126,7 +133,10 @@ class EntryFetcher:
         await self.writer.execute("SET synchronous_commit = off")
         blacklist = await has_blacklist(self.writer, self.draw.user_id)
         self.rules = rule_arguments(
-            self.draw.config, has_blacklist=blacklist, follow_scopes=follow_scopes(self.draw.sources)
+            self.draw.config,
+            has_blacklist=blacklist,
+            follow_scopes=follow_scopes(self.draw.sources),
+            has_list=any(source.get("kind") == "list" for source in self.draw.sources),
         )
         self.progress.update(fetched=self.fetched(self.cursor["tasks"]))
         for task in fetch_tasks(self.draw.sources, self.draw.config):
@@ -232,12 +242,23 @@ class EntryFetcher:
 
     async def save_page(self, task: FetchTask, state: dict[str, Any], page: Page[Any]) -> None:
         """The page's rows and the next cursor, in one transaction, only while the lease is ours."""
+        try:
+            await self.save_page_once(task, state, page, skip_stored=False)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != ENTRY_KEY:
+                raise
+            # The platform sent a comment again (a page re-read, a list repeating itself): nothing was written.
+            await self.save_page_once(task, state, page, skip_stored=True)
+
+    async def save_page_once(
+        self, task: FetchTask, state: dict[str, Any], page: Page[Any], *, skip_stored: bool
+    ) -> None:
         progress = None
         async with self.writer.transaction():
             if await self.writer.fetchval(LEASE_HELD, self.draw.id, self.lease.owner) is None:
                 raise RunStopped
             if task.kind == "comments":
-                stored = await self.store_comments(task, page.items)
+                stored = await self.store_comments(task, page.items, skip_stored=skip_stored)
             else:
                 stored = await self.store_engagements(task, page.items)
             saved = {
@@ -259,14 +280,14 @@ class EntryFetcher:
         if progress is not None:
             self.progress.mark_written()
 
-    async def store_comments(self, task: FetchTask, comments: list[Comment]) -> int:
+    async def store_comments(self, task: FetchTask, comments: list[Comment], *, skip_stored: bool) -> int:
+        if not comments:
+            return 0
         platform = str(task.source.get("platform"))
         records = [
             (
                 # uuid_utils' own UUID, which asyncpg encodes by its bytes: a fraction of uuid.UUID's cost per row.
                 uuid_utils.uuid7(),
-                self.draw.id,
-                platform,
                 _clip(comment.author_id),
                 _clip(comment.author_username),
                 _clip(comment.id),
@@ -275,15 +296,17 @@ class EntryFetcher:
                 len(comment.mentions),
                 comment.author_followers_count,
                 comment.author_is_business,
-                task.source_index,
             )
             for comment in comments
         ]
-        if not records:
-            return 0
-        await self.writer.copy_records_to_table("incoming_entries", records=records, columns=ENTRY_COLUMNS)
-        status = await self.writer.execute(STORE_STAGED, self.draw.id, self.draw.user_id, *self.rules)
-        return int(status.rsplit(" ", 1)[1])
+        await self.writer.copy_records_to_table("incoming_entries", records=records, columns=STAGED_COLUMNS)
+        statement = STORE_STAGED_SKIPPING_STORED if skip_stored else STORE_STAGED
+        stored, overtakes = await self.writer.fetchrow(
+            statement, self.draw.id, self.draw.user_id, *self.rules, platform, task.source_index
+        )
+        if overtakes:
+            await self.writer.execute(STORE_OVERTAKEN, self.draw.id, platform)
+        return int(stored)
 
     async def store_engagements(self, task: FetchTask, users: list[PlatformUser]) -> int:
         kind = "like" if task.kind == "likes" else "follow"

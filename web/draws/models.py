@@ -98,9 +98,10 @@ class Draw(UUIDv7AuditBase):
 class DrawParticipant(UUIDv7Base):
     __tablename__ = "draw_participants"
     __table_args__ = (
-        # A comment fetched twice (a page re-read, a platform repeating itself) is one entry. Led by draw_id,
-        # it also serves every lookup of a draw's entries: no other index slows down storing them.
-        sa.Index("uq_draw_participants_entry", "draw_id", "platform", "comment_id", unique=True),
+        # A comment fetched twice (a page re-read, a platform repeating itself) is one entry. Led by draw_id and then
+        # the person, it serves every lookup of a draw's entries, finds a person's earlier entries as a page is
+        # stored, and lists the entries in canonical order: no other index slows down storing them.
+        sa.Index("uq_draw_participants_entry", "draw_id", "platform", "platform_user_id", "comment_id", unique=True),
         sa.CheckConstraint(
             "exclusion_reason IS NULL OR exclusion_reason IN ("
             + ", ".join(f"'{reason}'" for reason in EXCLUSION_REASONS)
@@ -112,11 +113,15 @@ class DrawParticipant(UUIDv7Base):
         {"postgresql_with": {"fillfactor": 85}},
     )
 
-    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), nullable=False)
-    platform: Mapped[str] = mapped_column(sa.String(32), nullable=False)
-    platform_user_id: Mapped[str] = mapped_column(sa.String(128), nullable=False)
+    # No foreign key: a million entries would each pay for its check. Entries are only written under the draw's
+    # lease, whose check locks the draw's row, and the draws_delete_entries trigger deletes them with their draw
+    # (migration 0007).
+    draw_id: Mapped[uuid.UUID] = mapped_column(nullable=False)
+    # Identifiers compare byte by byte ("C"), as the canonical order does (docs/fairness.md).
+    platform: Mapped[str] = mapped_column(sa.String(32, collation="C"), nullable=False)
+    platform_user_id: Mapped[str] = mapped_column(sa.String(128, collation="C"), nullable=False)
     username: Mapped[str] = mapped_column(sa.String(128), nullable=False)
-    comment_id: Mapped[str | None] = mapped_column(sa.String(128))
+    comment_id: Mapped[str | None] = mapped_column(sa.String(128, collation="C"))
     comment: Mapped[str | None] = mapped_column(sa.Text)
     commented_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     mentions_count: Mapped[int] = mapped_column(nullable=False, default=0, server_default="0")
@@ -136,11 +141,12 @@ class DrawEngagement(orm_registry.generate_base()):  # type: ignore[misc]
     __tablename__ = "draw_engagements"
     __table_args__ = (in_list("kind", ENGAGEMENT_KINDS, "kind_valid"),)
 
-    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), primary_key=True)
+    # No foreign key, as for DrawParticipant: deleted with their draw by the draws_delete_entries trigger.
+    draw_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     # A like belongs to the post of that source; a follow to the first source on that account.
     source_index: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
-    platform_user_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    platform_user_id: Mapped[str] = mapped_column(sa.String(128, collation="C"), primary_key=True)
 
 
 class DrawHistory(UUIDv7Base):

@@ -1,14 +1,17 @@
 """The draw's rules in SQL, decided as entries are stored so that no pass rewrites every entry.
 
 Each excluded entry gets exactly one reason, the first that applies in the order of
-EXCLUSION_ORDER. Likers and followers are fetched before the comments, so every rule but one
-is decided when a page of comments is stored. The exception is `duplicate` (one entry per
-person), which depends on entries still to come: it is settled when the rules run, by one
-statement that turns every person's later entries into duplicates (a duplicate outranks every
-reason but `blacklisted`). Rows stored without a verdict (an uploaded list's) get theirs then
-too, and so do entries of people blacklisted while the draw ran.
+EXCLUSION_ORDER. Likers and followers are fetched before the comments, so every rule is
+decided when a page of comments is stored, `duplicate` (one entry per person) included: a
+comment is a duplicate when the same person has an earlier entry, on this page or stored
+before it (found through the entry key, which leads with the person). A platform that serves
+newest first sends a person's earlier comment after the later one: that page then turns the
+entry stored before into the duplicate (STORE_OVERTAKEN). A duplicate outranks every reason
+but `blacklisted`. An uploaded list's rows are stored without a verdict and get theirs when
+the rules run, with one statement that re-ranks every person's entries (MARK_DUPLICATES);
+entries of people blacklisted while the draw ran are settled then too.
 
-Parameters of the statements: $1 draw id, $2 creator's user id, then `rule_arguments`.
+Parameters of the statements: $1 draw id, $2 creator's user id, then `rule_arguments` (except STORE_OVERTAKEN).
 """
 
 from __future__ import annotations
@@ -61,6 +64,16 @@ def _leaf_hash(row: str) -> str:
     return f"sha256('\\x00'::bytea || convert_to('[' || {fields} || ']', 'UTF8'))"
 
 
+def _person_order(row: str) -> str:
+    """Which of a person's entries counts: the earliest by time; without a time, the first stored (an uploaded
+    list's rows in file order); then by entry id. Three values, compared as a row with < and sorted on."""
+    return (
+        f"coalesce({row}.commented_at, 'infinity'), "
+        f"CASE WHEN {row}.commented_at IS NULL THEN {row}.id ELSE '00000000-0000-0000-0000-000000000000'::uuid END, "
+        f"coalesce({row}.comment_id, '') COLLATE \"C\""
+    )
+
+
 def _verdict(row: str, duplicate: str) -> str:
     """The first reason that excludes `row` (NULL when it is eligible); `duplicate` says whether it repeats a person."""
     return f"""
@@ -96,14 +109,85 @@ def _verdict(row: str, duplicate: str) -> str:
         END"""  # noqa: S608 - the row alias and this module's constants only
 
 
-# A page of comments, COPYed into `incoming_entries`, stored with each entry's verdict and Merkle leaf.
-STORE_STAGED = f"""
-INSERT INTO draw_participants ({", ".join(ENTRY_COLUMNS)}, is_eligible, exclusion_reason, leaf_hash)
-SELECT {", ".join("s." + column for column in ENTRY_COLUMNS)}, v.reason IS NULL, v.reason, {_leaf_hash("s")}
-FROM incoming_entries s
--- OFFSET 0 keeps the verdict computed once per row, though it is read twice.
-CROSS JOIN LATERAL (SELECT {_verdict("s", "false")} AS reason OFFSET 0) v
-ON CONFLICT DO NOTHING
+# The columns a page of comments brings, COPYed into the connection's staging table; the draw, the platform and the
+# source are the same for the whole page and come in as parameters.
+STAGED_COLUMNS = (
+    "id",
+    "platform_user_id",
+    "username",
+    "comment_id",
+    "comment",
+    "commented_at",
+    "mentions_count",
+    "followers_count",
+    "is_business",
+)
+STAGING_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_entries (
+    id uuid, platform_user_id varchar(128) COLLATE "C", username varchar(128), comment_id varchar(128) COLLATE "C",
+    comment text, commented_at timestamptz, mentions_count integer, followers_count bigint, is_business boolean
+) ON COMMIT DELETE ROWS
+"""
+_FIRST_STORED = "(s.first_at, s.first_seq, s.first_entry)"
+
+
+def _store_staged(*, skip_stored: bool) -> str:
+    """A page of comments, from `incoming_entries`, stored with each entry's verdict and, when eligible, its Merkle
+    leaf; $13 is the platform and $14 the source's index. A comment repeats its author when an earlier one of theirs
+    is on the page or already stored (with one_entry_per_user, $4). The answer says how many were stored and
+    whether the page holds someone's earliest entry so far, ahead of one stored before (then STORE_OVERTAKEN runs).
+
+    A comment already stored breaks the entry key: the page is then stored again skipping such comments
+    (`skip_stored`), which costs every row more than the rare repeat is worth checking for."""
+    on_conflict = "ON CONFLICT DO NOTHING" if skip_stored else ""
+    duplicate = f"(s.nth > 1 OR {_FIRST_STORED} < ({_person_order('s')}))"
+    return f"""
+WITH staged AS (
+    SELECT {", ".join("s." + column for column in STAGED_COLUMNS)},
+           $1::uuid AS draw_id, $13::varchar COLLATE "C" AS platform, $14::smallint AS source_index,
+           first.at AS first_at, first.seq AS first_seq, first.entry AS first_entry,
+           row_number() OVER (PARTITION BY s.platform_user_id ORDER BY {_person_order("s")}) AS nth
+    FROM incoming_entries s
+    LEFT JOIN LATERAL (
+        SELECT {_person_order("e")} FROM draw_participants e
+        WHERE e.draw_id = $1 AND e.platform = $13 AND e.platform_user_id = s.platform_user_id
+        ORDER BY 1, 2, 3 LIMIT 1
+    ) first (at, seq, entry) ON $4::boolean
+),
+stored AS (
+    INSERT INTO draw_participants ({", ".join(ENTRY_COLUMNS)}, is_eligible, exclusion_reason, leaf_hash)
+    SELECT {", ".join("s." + column for column in ENTRY_COLUMNS)}, v.reason IS NULL, v.reason,
+           CASE WHEN v.reason IS NULL THEN {_leaf_hash("s")} END
+    FROM staged s
+    -- OFFSET 0 keeps the verdict computed once per row, though it is read three times.
+    CROSS JOIN LATERAL (SELECT {_verdict("s", duplicate)} AS reason OFFSET 0) v
+    {on_conflict}
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored) AS stored,
+       EXISTS (SELECT 1 FROM staged s WHERE s.nth = 1 AND ({_person_order("s")}) < {_FIRST_STORED}) AS overtakes
+"""  # noqa: S608 - only this module's constants are interpolated
+
+
+STORE_STAGED = _store_staged(skip_stored=False)
+STORE_STAGED_SKIPPING_STORED = _store_staged(skip_stored=True)
+
+# After a page that overtakes ($2 its platform): the entries stored before it that now come after their person's
+# earliest. The lateral subquery (kept apart by OFFSET 0) reads each person's entries through the entry key.
+STORE_OVERTAKEN = f"""
+UPDATE draw_participants p SET is_eligible = false, exclusion_reason = 'duplicate'
+FROM (
+    SELECT DISTINCT ON (s.platform_user_id) s.platform_user_id, {_person_order("s")}
+    FROM incoming_entries s ORDER BY s.platform_user_id, {_person_order("s")}
+) earliest (platform_user_id, at, seq, entry)
+CROSS JOIN LATERAL (
+    SELECT e.id FROM draw_participants e
+    WHERE e.draw_id = $1 AND e.platform = $2 AND e.platform_user_id = earliest.platform_user_id
+      AND (earliest.at, earliest.seq, earliest.entry) < ({_person_order("e")})
+      AND e.exclusion_reason IS DISTINCT FROM 'blacklisted' AND e.exclusion_reason IS DISTINCT FROM 'duplicate'
+    OFFSET 0
+) later
+WHERE p.id = later.id
 """  # noqa: S608 - only this module's constants are interpolated
 
 # Rows stored without a verdict or leaf: an uploaded list's.
@@ -115,21 +199,18 @@ CROSS JOIN LATERAL (SELECT {_verdict("s", "false")} AS reason OFFSET 0) v
 WHERE s.draw_id = $1 AND s.is_eligible IS NULL AND p.id = s.id
 """  # noqa: S608 - only this module's constants are interpolated
 
-# Everyone's entries but their first: earliest by time, then by comment id; an uploaded list's rows in file order.
-MARK_DUPLICATES = """
+# Everyone's entries but their first, over the whole draw: when an uploaded list's rows join the comments.
+MARK_DUPLICATES = f"""
 WITH ranked AS (
-    SELECT id, exclusion_reason, row_number() OVER (
-        PARTITION BY platform, platform_user_id
-        ORDER BY coalesce(commented_at, 'infinity'), CASE WHEN source_index IS NULL THEN id END,
-                 comment_id COLLATE "C"
-    ) AS nth
-    FROM draw_participants WHERE draw_id = $1
+    SELECT id, exclusion_reason,
+           row_number() OVER (PARTITION BY p.platform, p.platform_user_id ORDER BY {_person_order("p")}) AS nth
+    FROM draw_participants p WHERE draw_id = $1
 )
 UPDATE draw_participants p SET is_eligible = false, exclusion_reason = 'duplicate'
 FROM ranked r
 WHERE p.id = r.id AND r.nth > 1
   AND r.exclusion_reason IS DISTINCT FROM 'blacklisted' AND r.exclusion_reason IS DISTINCT FROM 'duplicate'
-"""
+"""  # noqa: S608 - only this module's constants are interpolated
 
 BLACKLIST_LATECOMERS = """
 UPDATE draw_participants p SET is_eligible = false, exclusion_reason = 'blacklisted'
@@ -157,13 +238,16 @@ def like_pattern(keyword: str) -> str:
     return f"%{escaped}%"
 
 
-def rule_arguments(config: dict[str, Any], *, has_blacklist: bool, follow_scopes: list[int]) -> tuple[Any, ...]:
-    """The statements' parameters $3…$12 from the draw's config (absent rules are off)."""
+def rule_arguments(
+    config: dict[str, Any], *, has_blacklist: bool, follow_scopes: list[int], has_list: bool = False
+) -> tuple[Any, ...]:
+    """The statements' parameters $3…$12 from the draw's config (absent rules are off). With an uploaded list among
+    the sources, comments are not judged duplicates as they are stored: MARK_DUPLICATES ranks everything at the end."""
     rules = config.get("rules") or {}
     filters = config.get("filters") or {}
     return (
         has_blacklist,
-        bool(rules.get("one_entry_per_user")),
+        bool(rules.get("one_entry_per_user")) and not has_list,
         [like_pattern(keyword) for keyword in rules.get("comment_keywords") or () if keyword],
         int(rules.get("min_mentions") or 0),
         int(filters.get("min_followers") or 0),
@@ -188,18 +272,19 @@ async def settle_verdicts(
     config: dict[str, Any],
     follow_scopes: list[int],
     *,
-    has_undecided: bool,
+    has_list: bool,
 ) -> Verdicts:
-    """Decide what is still undecided (an uploaded list's rows), late blacklist entries and duplicates, and count;
-    in the caller's transaction. Comments are judged as they are stored: without a list there is nothing undecided."""
+    """Decide an uploaded list's rows (stored without a verdict) and everyone's duplicates across the whole draw when
+    there is one, then late blacklist entries, and count; in the caller's transaction. Without a list, comments were
+    judged as they were stored, duplicates included, and only the counting reads every entry."""
     blacklist = await has_blacklist(connection, user_id)
     arguments = rule_arguments(config, has_blacklist=blacklist, follow_scopes=follow_scopes)
-    if has_undecided:
+    if has_list:
         await connection.execute(DECIDE_UNDECIDED, draw_id, user_id, *arguments)
+        if (config.get("rules") or {}).get("one_entry_per_user"):
+            await connection.execute(MARK_DUPLICATES, draw_id)
     if blacklist:
         await connection.execute(BLACKLIST_LATECOMERS, draw_id, user_id)
-    if (config.get("rules") or {}).get("one_entry_per_user"):
-        await connection.execute(MARK_DUPLICATES, draw_id)
     counts = {row["reason"]: int(row["entries"]) for row in await connection.fetch(COUNT_VERDICTS, draw_id)}
     eligible = counts.pop(None, 0)
     excluded = {reason: counts[reason] for reason in EXCLUSION_ORDER if counts.get(reason)}

@@ -15,6 +15,10 @@ SandboxService.create_post); all counts live in PostgreSQL, so they hold across 
 - `{"slow_ms": 300}`: every answer about the post waits that long first.
 - `{"malformed_every": 5, "times": 1}`: every 5th page answers 200 with something unreadable `times` times, then
   succeeds: JSON cut short on the 5th, 15th, ... page, a page without `paging` on the 10th, 20th, ...
+- `{"newest_first": true}`: comments are listed newest first (X and some Graph API edges do), so a person's
+  earlier comment can come pages after their later one.
+- `{"overlap": 50}`: each page of comments starts 50 comments before the previous one ended, as offset paging
+  does when comments arrive meanwhile: the same comment comes twice.
 Attempts at a failing or malformed page are counted per post, list, offset and UTC day.
 """
 
@@ -176,8 +180,11 @@ async def _attempt(call: Call, key: str, times: int) -> Window:
     return attempts
 
 
-def _page(items: list[dict[str, Any]], end: int, total: int) -> Response[bytes]:
-    return _json({"data": items, "paging": {"next_cursor": str(end) if end < total else None}})
+def _page(items: list[dict[str, Any]], end: int, total: int, overlap: int = 0) -> Response[bytes]:
+    """A list's page; with `overlap`, the next page starts that many items back (never before this one's second)."""
+    start = end - len(items)
+    after = max(start + 1, end - overlap) if overlap else end
+    return _json({"data": items, "paging": {"next_cursor": str(after) if end < total else None}})
 
 
 def _post_json(settings: Settings, found: SandboxPost) -> dict[str, Any]:
@@ -264,8 +271,11 @@ class SandboxApi(Controller):
             if broken is not None:
                 return broken
             posted_at = generator.seconds_of(call.post.posted_at)
-            items = generator.comments_page(call.post.post_id, total, posted_at, offset, count)
-            return _page(items, offset + len(items), total)
+            newest_first = bool(call.post.behaviour.get("newest_first"))
+            items = generator.comments_page(
+                call.post.post_id, total, posted_at, offset, count, newest_first=newest_first
+            )
+            return _page(items, offset + len(items), total, call.post.behaviour.get("overlap", 0))
 
         return await _serve(request, db_session, "comments.read", work, post_id)
 

@@ -218,10 +218,15 @@ def comment(post_id: str, index: int, posted_at: float) -> dict[str, Any]:
     return _comment(post_id, layout(post_id), index, posted_at + FIRST_COMMENT_AFTER)
 
 
-def comments_page(post_id: str, comments_count: int, posted_at: float, start: int, limit: int) -> list[dict[str, Any]]:
+def comments_page(
+    post_id: str, comments_count: int, posted_at: float, start: int, limit: int, *, newest_first: bool = False
+) -> list[dict[str, Any]]:
+    """The page of `limit` comments from position `start`: oldest first, or newest first as some platforms list."""
     plan = layout(post_id)
     first_at = posted_at + FIRST_COMMENT_AFTER
-    return [_comment(post_id, plan, index, first_at) for index in range(start, min(start + limit, comments_count))]
+    end = min(start + limit, comments_count)
+    indices = range(comments_count - 1 - start, comments_count - 1 - end, -1) if newest_first else range(start, end)
+    return [_comment(post_id, plan, index, first_at) for index in indices]
 
 
 def _comment(post_id: str, plan: Layout, index: int, first_at: float) -> dict[str, Any]:

@@ -32,6 +32,7 @@ SWITCH_FIELDS = (
     ("slow_ms", "Delay every answer by (ms)", 1, 10_000),
     ("malformed_every", "Garble every nth page", 1, 10_000),
     ("malformed_times", "Times before succeeding", 1, 100),
+    ("overlap", "Repeat on the next page the last n comments", 1, 999),
 )
 # Fields that only mean something together.
 PAIRED = (("rate_limit_requests", "rate_limit_window"), ("fail_every", "fail_status"))
@@ -71,6 +72,10 @@ def _behaviour(cleaned: dict[str, Any]) -> dict[str, Any]:
     if cleaned["malformed_every"] is not None:
         behaviour["malformed_every"] = cleaned["malformed_every"]
         behaviour["times"] = cleaned["malformed_times"] or 1
+    if cleaned["overlap"] is not None:
+        behaviour["overlap"] = cleaned["overlap"]
+    if cleaned["newest_first"]:
+        behaviour["newest_first"] = True
     return validate_behaviour(behaviour)
 
 
@@ -101,8 +106,9 @@ class SandboxPages(Controller):
             "comments": _whole("Comments", 0, generator.MAX_COMMENTS, optional=False),
             "caption": _caption,
             **{name: _whole(label, low, high, optional=True) for name, label, low, high in SWITCH_FIELDS},
+            "newest_first": forms.clean_checkbox,
         }
-        form = forms.validate(await forms.read_form(request), cleaners)
+        form = forms.validate({"newest_first": "", **await forms.read_form(request)}, cleaners)
         account: SandboxAccount | None = None
         if "account" not in form.errors:
             account = await service.account(form.cleaned["account"]) if form.cleaned["account"] else None

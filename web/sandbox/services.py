@@ -55,12 +55,14 @@ DEFAULT_POSTS = (
 )
 REPLY_MAX = 2_200
 # Switches a post can carry, and what each one's settings may be.
-BEHAVIOUR_LIMITS: dict[str, tuple[int, int] | dict[str, tuple[int, int]]] = {
+BEHAVIOUR_LIMITS: dict[str, tuple[int, int] | dict[str, tuple[int, int]] | type[bool]] = {
     "rate_limit": {"requests": (1, 10_000), "window_seconds": (1, 3_600)},
     "fail_pages": {"every": (1, 10_000), "status": (500, 599), "times": (1, 100)},
     "slow_ms": (0, 10_000),
     "malformed_every": (1, 10_000),
     "times": (1, 100),
+    "newest_first": bool,
+    "overlap": (1, 999),
 }
 
 
@@ -163,9 +165,16 @@ def validate_behaviour(raw: Mapping[str, Any]) -> dict[str, Any]:
         bounds = BEHAVIOUR_LIMITS.get(name)
         if bounds is None:
             raise ValueError(f"unknown switch {name!r}")
+        if bounds is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} is true or false")
+            if value:
+                behaviour[name] = True
+            continue
         if isinstance(bounds, tuple):
             behaviour[name] = _bounded(name, value, bounds)
             continue
+        assert isinstance(bounds, dict)
         if not isinstance(value, Mapping) or set(value) - set(bounds):
             raise ValueError(f"{name} takes {', '.join(bounds)}")
         behaviour[name] = {
