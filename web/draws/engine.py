@@ -38,7 +38,7 @@ from web.draws.lease import (
 )
 from web.draws.models import Draw
 from web.draws.rules import Verdicts, settle_verdicts
-from web.draws.selection import SORT_MEMORY, Drawn, draw_winners
+from web.draws.selection import SORT_MEMORY, Drawn, draw_winners, one_platform
 from web.draws.services import certified_newest_first, draw_cost
 from web.fairness import DrawFacts, build_certificate
 from web.fairness.keys import current_signing_key, server_keys
@@ -269,6 +269,7 @@ class DrawRun:
             verdicts.eligible,
             self.draw.winners_count,
             self.draw.alternates_count,
+            one_platform=one_platform(self.draw.sources),
         )
         self.timings["select"] = time.monotonic() - started
         await self.engine.complete(self.lease, verdicts, drawn, self.timings)

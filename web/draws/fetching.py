@@ -2,10 +2,10 @@
 
 Each page is stored with the cursor of the page after it in one transaction, guarded by the
 lease, so that a worker taking the draw over resumes exactly where the last commit left it.
-The next page is fetched while the current one is being written. Likers and followers come
-first, so that each comment gets its verdict as it is stored, duplicates included
-(web.draws.rules): comments go through COPY into a per-connection staging table, then into
-draw_participants with their verdicts, skipping any comment already there.
+A task of its own reads the pages one after another while the writer stores them, a couple of
+pages behind at most. Likers and followers come first, so that each comment gets its verdict
+as it is stored, duplicates included (web.draws.rules): comments go through COPY into a
+per-connection staging table, then into draw_participants with their verdicts.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 # Fetching fills the progress bar up to here; the rules and the selection take the rest.
 FETCH_SHARE = 90
 FIELD_LIMIT = 128
+# Pages read ahead of the one being written: enough for reading and writing to overlap, few enough to keep
+# memory flat.
+PAGES_AHEAD = 2
 ENTRY_KEY = "uq_draw_participants_entry"
 
 INSERT_ENGAGEMENTS = """
@@ -154,24 +157,40 @@ class EntryFetcher:
         }
         self.progress.update(stage="fetching", message=messages[task.kind])
         await self.progress.publish()
-        pending: asyncio.Task[Page[Any]] | None = asyncio.create_task(self.fetch_page(account, task, state["cursor"]))
+        pages: asyncio.Queue[Page[Any] | Exception] = asyncio.Queue(maxsize=PAGES_AHEAD)
+        reader = asyncio.create_task(self.read_pages(account, task, state["cursor"], pages))
         try:
-            while pending is not None:
-                page = await pending
-                pending = None
-                if page.next_cursor is not None and page.next_cursor == state["cursor"]:
-                    raise DrawFailed(f"{name} sent the same page of entries twice; please start a new draw.")
-                if page.next_cursor is not None:
-                    # The next page travels while this one is written.
-                    pending = asyncio.create_task(self.fetch_page(account, task, page.next_cursor))
+            while True:
+                page = await pages.get()
+                if isinstance(page, Exception):
+                    raise page
                 await self.save_page(task, state, page)
-                if pending is not None:
-                    self.lease.check_shutdown()
+                if page.next_cursor is None:
+                    return
+                self.lease.check_shutdown()
         finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+
+    async def read_pages(
+        self, account: SocialAccount, task: FetchTask, cursor: str | None, pages: asyncio.Queue[Page[Any] | Exception]
+    ) -> None:
+        """Every page from `cursor` on, each asked for as soon as the one before it has arrived, so that reading
+        never waits for writing; at most PAGES_AHEAD pages wait to be written. A failure goes in the queue too,
+        after the pages read before it."""
+        try:
+            while True:
+                page = await self.fetch_page(account, task, cursor)
+                if page.next_cursor is not None and page.next_cursor == cursor:
+                    name = provider_class(account.platform).name
+                    raise DrawFailed(f"{name} sent the same page of entries twice; please start a new draw.")
+                await pages.put(page)
+                if page.next_cursor is None:
+                    return
+                cursor = page.next_cursor
+        except Exception as exc:  # handed to the writer, which raises it
+            await pages.put(exc)
 
     async def fetch_page(self, account: SocialAccount, task: FetchTask, cursor: str | None) -> Page[Any]:
         """One page, through rate limits (paused, same cursor) and platform failures (retried, then failed)."""

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from web.draws.rules import CANONICAL_ORDER
+from web.draws.rules import CANONICAL_ORDER, CANONICAL_ORDER_ONE_PLATFORM
 from web.fairness import Entry, MerkleBuilder, Pick, select_winners
 
 # Leaf hashes read per round trip.
@@ -15,14 +15,24 @@ STREAM_BATCH = 8192
 # Sorting a million eligible entries in memory instead of on disk.
 SORT_MEMORY = "256MB"
 CURSOR = "eligible_in_canonical_order"
-# DECLARE takes no parameters: the draw id goes in as a UUID's own text.
-ELIGIBLE_LEAVES = f"""
-    SELECT leaf_hash, id FROM draw_participants WHERE draw_id = $1 AND is_eligible ORDER BY {CANONICAL_ORDER}
-"""  # noqa: S608 - constants only
+
+
+def eligible_leaves(order: str = CANONICAL_ORDER) -> str:
+    """The eligible entries' leaves (and ids) in canonical order; the full order is the entry key's."""
+    return f"SELECT leaf_hash, id FROM draw_participants WHERE draw_id = $1 AND is_eligible ORDER BY {order}"  # noqa: S608
+
+
+ELIGIBLE_LEAVES = eligible_leaves()
 PICKED_ROW = """
     SELECT platform, platform_user_id, username, comment_id, comment, commented_at
     FROM draw_participants WHERE id = $1
 """
+
+
+def one_platform(sources: list[dict[str, Any]]) -> bool:
+    """Whether every entry is on the same platform: posts of one platform only (a list's rows name their own)."""
+    kinds_and_platforms = {(source.get("kind"), source.get("platform")) for source in sources}
+    return len(kinds_and_platforms) == 1 and next(iter(kinds_and_platforms))[0] == "post"
 
 
 @dataclass(frozen=True)
@@ -56,12 +66,20 @@ class Drawn:
 
 
 async def draw_winners(
-    connection: Any, draw_id: uuid.UUID, secret: bytes, eligible: int, winners_count: int, alternates_count: int
+    connection: Any,
+    draw_id: uuid.UUID,
+    secret: bytes,
+    eligible: int,
+    winners_count: int,
+    alternates_count: int,
+    *,
+    one_platform: bool,
 ) -> Drawn:
     """Hash the eligible entries in canonical order into the Merkle root, then pick; memory stays flat.
 
     One scrollable cursor over the sorted entries serves both passes: its rows stream through the
-    Merkle builder, then the picked positions are read back from it without sorting again.
+    Merkle builder, then the picked positions are read back from it without sorting again. With
+    `one_platform` (every entry on the same platform), the sort leaves the platform out.
     """
     builder = MerkleBuilder()
     async with connection.transaction(isolation="repeatable_read", readonly=True):
@@ -69,7 +87,9 @@ async def draw_winners(
         await connection.execute("SET LOCAL jit = off")
         # The whole result is read: plan for all of it, not for the first rows as cursors otherwise do.
         await connection.execute("SET LOCAL cursor_tuple_fraction = 1.0")
-        declare = f"DECLARE {CURSOR} SCROLL CURSOR FOR {ELIGIBLE_LEAVES}"
+        leaves = eligible_leaves(CANONICAL_ORDER_ONE_PLATFORM if one_platform else CANONICAL_ORDER)
+        # DECLARE takes no parameters: the draw id goes in as a UUID's own text.
+        declare = f"DECLARE {CURSOR} SCROLL CURSOR FOR {leaves}"
         await connection.execute(declare.replace("$1", f"'{uuid.UUID(str(draw_id))}'"))
         while rows := await connection.fetch(f"FETCH FORWARD {STREAM_BATCH} FROM {CURSOR}"):
             builder.add_leaf_hashes([row[0] for row in rows])
