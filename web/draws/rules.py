@@ -130,7 +130,6 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_entries (
     comment text, commented_at timestamptz, mentions_count integer, followers_count bigint, is_business boolean
 ) ON COMMIT DELETE ROWS
 """
-_FIRST_STORED = "(s.first_at, s.first_seq, s.first_entry)"
 
 
 def _store_staged(*, skip_stored: bool) -> str:
@@ -142,19 +141,21 @@ def _store_staged(*, skip_stored: bool) -> str:
     A comment already stored breaks the entry key: the page is then stored again skipping such comments
     (`skip_stored`), which costs every row more than the rare repeat is worth checking for."""
     on_conflict = "ON CONFLICT DO NOTHING" if skip_stored else ""
-    duplicate = f"(s.nth > 1 OR {_FIRST_STORED} < ({_person_order('s')}))"
+    duplicate = "(s.nth > 1 OR s.earlier_stored)"
     return f"""
 WITH staged AS (
     SELECT {", ".join("s." + column for column in STAGED_COLUMNS)},
            $1::uuid AS draw_id, $13::varchar COLLATE "C" AS platform, $14::smallint AS source_index,
-           first.at AS first_at, first.seq AS first_seq, first.entry AS first_entry,
+           coalesce(stored.earlier, false) AS earlier_stored, coalesce(stored.later, false) AS later_stored,
            row_number() OVER (PARTITION BY s.platform_user_id ORDER BY {_person_order("s")}) AS nth
     FROM incoming_entries s
     LEFT JOIN LATERAL (
-        SELECT {_person_order("e")} FROM draw_participants e
+        SELECT bool_or(({_person_order("e")}) < ({_person_order("s")})) AS earlier,
+               bool_or(({_person_order("s")}) < ({_person_order("e")}))
+                   FILTER (WHERE e.exclusion_reason IS DISTINCT FROM 'duplicate') AS later
+        FROM draw_participants e
         WHERE e.draw_id = $1 AND e.platform = $13 AND e.platform_user_id = s.platform_user_id
-        ORDER BY 1, 2, 3 LIMIT 1
-    ) first (at, seq, entry) ON $4::boolean
+    ) stored ON $4::boolean
 ),
 stored AS (
     INSERT INTO draw_participants ({", ".join(ENTRY_COLUMNS)}, is_eligible, exclusion_reason, leaf_hash)
@@ -167,7 +168,7 @@ stored AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM stored) AS stored,
-       EXISTS (SELECT 1 FROM staged s WHERE s.nth = 1 AND ({_person_order("s")}) < {_FIRST_STORED}) AS overtakes
+       EXISTS (SELECT 1 FROM staged s WHERE s.nth = 1 AND s.later_stored) AS overtakes
 """  # noqa: S608 - only this module's constants are interpolated
 
 
