@@ -37,7 +37,7 @@ from web.draws.lease import (
     utcnow,
 )
 from web.draws.models import Draw
-from web.draws.rules import Verdicts, settle_verdicts
+from web.draws.rules import Verdicts, has_list, settle_verdicts
 from web.draws.selection import SORT_MEMORY, Drawn, draw_winners, one_platform
 from web.draws.services import certified_newest_first, draw_cost
 from web.fairness import DrawFacts, build_certificate
@@ -289,7 +289,7 @@ class DrawRun:
                 self.draw.user_id,
                 self.draw.config,
                 follow_scopes(self.draw.sources),
-                has_list=any(source.get("kind") == "list" for source in self.draw.sources),
+                has_list=has_list(self.draw.sources),
             )
             cursor.update(
                 phase="filtered",

@@ -32,6 +32,7 @@ from web.draws.rules import (
     STORE_STAGED,
     STORE_STAGED_SKIPPING_STORED,
     has_blacklist,
+    has_list,
     rule_arguments,
 )
 from web.social.models import SocialAccount
@@ -139,7 +140,7 @@ class EntryFetcher:
             self.draw.config,
             has_blacklist=blacklist,
             follow_scopes=follow_scopes(self.draw.sources),
-            has_list=any(source.get("kind") == "list" for source in self.draw.sources),
+            has_list=has_list(self.draw.sources),
         )
         self.progress.update(fetched=self.fetched(self.cursor["tasks"]))
         for task in fetch_tasks(self.draw.sources, self.draw.config):

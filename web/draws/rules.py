@@ -111,25 +111,14 @@ def _verdict(row: str, duplicate: str) -> str:
         END"""  # noqa: S608 - the row alias and this module's constants only
 
 
-# The columns a page of comments brings, COPYed into the connection's staging table; the draw, the platform and the
-# source are the same for the whole page and come in as parameters.
-STAGED_COLUMNS = (
-    "id",
-    "platform_user_id",
-    "username",
-    "comment_id",
-    "comment",
-    "commented_at",
-    "mentions_count",
-    "followers_count",
-    "is_business",
-)
-STAGING_TABLE = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_entries (
-    id uuid, platform_user_id varchar(128) COLLATE "C", username varchar(128), comment_id varchar(128) COLLATE "C",
-    comment text, commented_at timestamptz, mentions_count integer, followers_count bigint, is_business boolean
-) ON COMMIT DELETE ROWS
-"""
+# The columns a page of comments brings, COPYed into the connection's staging table (typed as draw_participants
+# types them); the draw, the platform and the source are the same for the whole page and come in as parameters.
+PAGE_CONSTANTS = ("draw_id", "platform", "source_index")
+STAGED_COLUMNS = tuple(column for column in ENTRY_COLUMNS if column not in PAGE_CONSTANTS)
+STAGING_TABLE = f"""
+CREATE TEMP TABLE IF NOT EXISTS incoming_entries ON COMMIT DELETE ROWS
+AS SELECT {", ".join(STAGED_COLUMNS)} FROM draw_participants WITH NO DATA
+"""  # noqa: S608 - only this module's constants are interpolated
 
 
 def _store_staged(*, skip_stored: bool) -> str:
@@ -241,6 +230,11 @@ def like_pattern(keyword: str) -> str:
     return f"%{escaped}%"
 
 
+def has_list(sources: list[dict[str, Any]]) -> bool:
+    """Whether an uploaded list is among the draw's sources."""
+    return any(source.get("kind") == "list" for source in sources)
+
+
 def rule_arguments(
     config: dict[str, Any], *, has_blacklist: bool, follow_scopes: list[int], has_list: bool = False
 ) -> tuple[Any, ...]:
@@ -281,8 +275,8 @@ async def settle_verdicts(
     there is one, then late blacklist entries, and count; in the caller's transaction. Without a list, comments were
     judged as they were stored, duplicates included, and only the counting reads every entry."""
     blacklist = await has_blacklist(connection, user_id)
-    arguments = rule_arguments(config, has_blacklist=blacklist, follow_scopes=follow_scopes)
     if has_list:
+        arguments = rule_arguments(config, has_blacklist=blacklist, follow_scopes=follow_scopes)
         await connection.execute(DECIDE_UNDECIDED, draw_id, user_id, *arguments)
         if (config.get("rules") or {}).get("one_entry_per_user"):
             await connection.execute(MARK_DUPLICATES, draw_id)

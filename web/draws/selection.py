@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from web.draws.rules import CANONICAL_ORDER, CANONICAL_ORDER_ONE_PLATFORM
+from web.draws.rules import CANONICAL_ORDER, CANONICAL_ORDER_ONE_PLATFORM, has_list
 from web.fairness import Entry, MerkleBuilder, Pick, select_winners
 
 # Leaf hashes read per round trip.
@@ -31,8 +31,7 @@ PICKED_ROW = """
 
 def one_platform(sources: list[dict[str, Any]]) -> bool:
     """Whether every entry is on the same platform: posts of one platform only (a list's rows name their own)."""
-    kinds_and_platforms = {(source.get("kind"), source.get("platform")) for source in sources}
-    return len(kinds_and_platforms) == 1 and next(iter(kinds_and_platforms))[0] == "post"
+    return not has_list(sources) and len({source.get("platform") for source in sources}) == 1
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from web.credits.services import CreditsService
 from web.draws.forms import FORMULA_STARTS, EntryList, parse_post_choice
 from web.draws.history import record_history
 from web.draws.models import EXCLUSION_REASONS, Draw, DrawHistory, DrawParticipant
+from web.draws.rules import CANONICAL_ORDER
 from web.fairness.sampling import commitment, new_secret
 from web.pagination import Page
 from web.social.models import SocialAccount
@@ -399,16 +400,14 @@ def csv_line(cells: Iterable[str]) -> str:
 
 # Exports, streamed from a read connection of their own (the response outlives the request's session)
 
-ENTRIES_IN_CANONICAL_ORDER = """
+ENTRIES_IN_CANONICAL_ORDER = f"""
     SELECT platform, platform_user_id, username, comment_id, is_eligible, exclusion_reason, comment, commented_at
-    FROM draw_participants WHERE draw_id = $1
-    ORDER BY platform COLLATE "C", platform_user_id COLLATE "C", comment_id COLLATE "C"
-"""
-ELIGIBLE_IN_CANONICAL_ORDER = """
+    FROM draw_participants WHERE draw_id = $1 ORDER BY {CANONICAL_ORDER}
+"""  # noqa: S608 - constants only
+ELIGIBLE_IN_CANONICAL_ORDER = f"""
     SELECT platform, platform_user_id, username, comment_id
-    FROM draw_participants WHERE draw_id = $1 AND is_eligible
-    ORDER BY platform COLLATE "C", platform_user_id COLLATE "C", comment_id COLLATE "C"
-"""
+    FROM draw_participants WHERE draw_id = $1 AND is_eligible ORDER BY {CANONICAL_ORDER}
+"""  # noqa: S608 - constants only
 
 
 async def stream_rows(pool: Any, query: str, draw_id: uuid.UUID) -> AsyncIterator[Any]:
