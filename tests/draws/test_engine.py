@@ -138,6 +138,20 @@ def expected_verdicts(
     return verdicts
 
 
+async def platform_verdicts(
+    engine: AsyncEngine,
+    live_server: LiveServer,
+    creator: SandboxCreator,
+    post_id: str,
+    comments: list[Any],
+    blocked: set[str] | None = None,
+) -> dict[str, str | None]:
+    """What EVERY_RULE makes of `comments`, with the post's likers and followers read from the platform."""
+    likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post_id)}
+    followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post_id)}
+    return expected_verdicts(comments, likers, followers, blocked or set(), EVERY_RULE)
+
+
 async def stored_verdicts(engine: AsyncEngine, draw_id: uuid.UUID) -> dict[str, str | None]:
     async with session_factory(engine)() as db:
         rows = await db.execute(
@@ -165,9 +179,7 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
 
     draw = await load_draw(engine, draw_id)
     assert draw.status == "completed", draw.error
-    likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post.post_id)}
-    followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post.post_id)}
-    verdicts = expected_verdicts(comments, likers, followers, {blocked.lower()}, EVERY_RULE)
+    verdicts = await platform_verdicts(engine, live_server, creator, post.post_id, comments, {blocked.lower()})
     assert await stored_verdicts(engine, draw_id) == verdicts
     expected = Counter(verdicts.values())
     eligible = expected.pop(None)
@@ -251,9 +263,7 @@ async def test_a_platform_listing_newest_first_leaves_each_person_their_earliest
 
     draw = await load_draw(engine, draw_id)
     assert draw.status == "completed", draw.error
-    likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post.post_id)}
-    followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post.post_id)}
-    verdicts = expected_verdicts(comments, likers, followers, set(), EVERY_RULE)
+    verdicts = await platform_verdicts(engine, live_server, creator, post.post_id, comments)
     # Each repeat reached us before its person's earliest entry, mostly on an earlier page of 1,000.
     assert list(verdicts.values()).count("duplicate") > 300
     assert await stored_verdicts(engine, draw_id) == verdicts
@@ -278,9 +288,9 @@ async def test_comments_the_platform_sends_twice_are_stored_once(
 
     draw = await load_draw(engine, draw_id)
     assert draw.status == "completed", draw.error
-    likers = {user.id for user in await fetch_all(engine, live_server, creator, "likers", post.post_id)}
-    followers = {user.id for user in await fetch_all(engine, live_server, creator, "followers", post.post_id)}
-    assert await stored_verdicts(engine, draw_id) == expected_verdicts(comments, likers, followers, set(), EVERY_RULE)
+    assert await stored_verdicts(engine, draw_id) == await platform_verdicts(
+        engine, live_server, creator, post.post_id, comments
+    )
     assert draw.participants_count == 3_500 and draw.progress["fetched"] == 3_500
     assert draw.certificate is not None and draw.certificate["counts"]["participants"] == 3_500
 
