@@ -1,5 +1,10 @@
 """Browser rig: a real Chromium (Debian's) driven by Playwright's sync API against the live server.
 
+The browser is Debian's `chromium-headless-shell`: the same Chromium build as the `chromium`
+package, as the headless shell that Playwright itself runs headless tests on. The full
+`chromium` binary in its headless mode now and then stops producing frames for a page, and
+every action that waits for an element to be stable (on animation frames) then hangs.
+
 Playwright's sync API and pytest-asyncio do not share a thread well. Between two sync calls,
 Playwright leaves its own event loop marked as the thread's running loop (see
 `playwright._impl._greenlets.wait_for_future`), and from then on pytest-asyncio can run no
@@ -37,7 +42,7 @@ from tests.conftest import ARTIFACTS, PASSWORD, TABLES, Creator, LiveServer
 from web.db import connect, create_engine, session_factory
 from web.worker import run_worker
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path("/usr/bin/chromium-headless-shell")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -155,7 +160,7 @@ def worker(database_url: str, live_server: LiveServer) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium-headless-shell")
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
 
 
