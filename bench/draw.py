@@ -138,9 +138,9 @@ async def connect_creator(url: str, settings: Settings, comments: int) -> tuple[
         assert landed.status_code == 303 and "connected" in landed.headers["location"], landed.text
     async with maker() as db:
         account = await db.scalar(sa.select(SocialAccount).where(SocialAccount.user_id == user.id))
-        sandbox_account = await db.scalar(sa.select(SandboxAccount).where(SandboxAccount.username == username))
-        assert account is not None and sandbox_account is not None
-        post = await SandboxService(db, settings).create_post(sandbox_account, comments)
+        bench_account = await db.scalar(sa.select(SandboxAccount).where(SandboxAccount.username == username))
+        assert account is not None and bench_account is not None
+        post = await SandboxService(db, settings).create_post(bench_account, comments)
         await db.commit()
         post_id = post.post_id
     await engine.dispose()

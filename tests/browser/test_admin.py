@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.browser.steps import log_in
 from tests.conftest import Creator
@@ -24,8 +24,8 @@ Url = Callable[[str], re.Pattern[str]]
 
 METRIC_TYPES = ("daily_draws", "user_signups", "revenue", "avg_participants_per_draw", "error_rate")
 SEEDED_DAYS = 30
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 CHARTS_DRAWN = """() => {
   const canvases = Array.from(document.querySelectorAll("canvas.metric-chart"));

@@ -39,6 +39,7 @@ from web.fairness import Entry, parse_key_set, verify_certificate
 from web.fairness.keys import published_key_set
 from web.sandbox.services import SandboxService
 from web.social.providers import provider_for
+from web.social.providers.base import Page
 from web.social.services import SocialService, platform_http_client
 
 __all__ = ["engines", "sandbox_creator"]  # fixtures used below
@@ -83,6 +84,7 @@ async def fetch_all(
         provider = provider_for(live_server.settings, "sandbox", http)
         items: list[Any] = []
         cursor = None
+        page: Page[Any]
         while True:
             if kind == "comments":
                 page = await provider.comments(token, post_id, cursor)
@@ -223,7 +225,7 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
         assert by_id[winner["entry_id"]].text == winner["comment"]
         assert winner["selected_at"]
 
-    entries = [Entry(*row) for row in rows]
+    entries = [Entry(platform, user_id, username, comment_id or "") for platform, user_id, username, comment_id in rows]
     report = verify_certificate(
         draw.certificate,
         entries=entries,

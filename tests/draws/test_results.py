@@ -215,7 +215,9 @@ async def test_a_tampered_certificate_fails_its_checks(
     draw = await complete(engine, draw_id, live_server.settings)
     async with session_factory(engine)() as db:
         stored = await db.get_one(Draw, draw.id)
-        stored.certificate = {**draw.certificate, "winners": list(reversed(draw.certificate["winners"]))}  # type: ignore[index]
+        certificate = draw.certificate
+        assert certificate is not None
+        stored.certificate = {**certificate, "winners": list(reversed(certificate["winners"]))}
         await db.commit()
     page = await new_client().get(f"/certificates/{draw.certificate_hash}")
     assert page.status_code == 200 and "this certificate is not valid" in page.text and "rule-no" in page.text

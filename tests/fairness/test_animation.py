@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageSequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import LiveServer
@@ -20,10 +20,9 @@ from web.fairness.animation import reveal_url
 def frames_of(data: bytes) -> tuple[Image.Image, list[int]]:
     image = Image.open(io.BytesIO(data))
     durations = []
-    for number in range(image.n_frames):
-        image.seek(number)
-        image.load()
-        durations.append(int(image.info["duration"]))
+    for each in ImageSequence.Iterator(image):
+        each.load()  # WebP reads a frame's duration with the frame
+        durations.append(int(each.info["duration"]))
     return image, durations
 
 
@@ -49,10 +48,10 @@ async def test_the_reveal_image_is_a_short_animation_of_the_draw(
     image, durations = frames_of(response.content)
     assert image.format == extension.upper()
     assert image.size == (480, 480)
-    assert image.n_frames > 10
+    assert len(durations) > 10
     assert 3_000 <= sum(durations) <= 8_000
     assert all(20 <= duration <= 2_000 for duration in durations)
-    assert ImageChops.difference(frame(image, 0), frame(image, image.n_frames - 1)).getbbox() is not None
+    assert ImageChops.difference(frame(image, 0), frame(image, len(durations) - 1)).getbbox() is not None
 
 
 async def test_unknown_or_unfinished_certificates_have_no_replay(

@@ -12,7 +12,9 @@ from tests.fakes.server import Emulator, Reply, Request, TokenBook, json_reply, 
 GRAPH_VERSION = r"/v\d+\.\d+"
 
 
-def graph_error(code: int, message: str, *, subcode: int | None = None, status: int = 400, **headers: str) -> Reply:
+def graph_error(
+    code: int, message: str, *, subcode: int | None = None, status: int = 400, headers: dict[str, str] | None = None
+) -> Reply:
     error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code}
     if subcode is not None:
         error["error_subcode"] = subcode
@@ -79,7 +81,7 @@ class GraphEmulator(Emulator):
             return graph_error(190, "Error validating access token: the user changed their password.", subcode=460)
         if kind == "rate_limited":
             usage = json.dumps({"call_count": 100, "total_cputime": 12, "total_time": 20})
-            return graph_error(4, "(#4) Application request limit reached", **{"x-app-usage": usage})
+            return graph_error(4, "(#4) Application request limit reached", headers={"x-app-usage": usage})
         if kind == "rate_limited_business":
             usage = json.dumps(
                 {
@@ -97,7 +99,7 @@ class GraphEmulator(Emulator):
             return graph_error(
                 80002,
                 "There have been too many calls to this Instagram account. Wait a bit and try again.",
-                **{"x-business-use-case-usage": usage},
+                headers={"x-business-use-case-usage": usage},
             )
         if kind == "server_error":
             return graph_error(1, "An unknown error has occurred.", status=500)

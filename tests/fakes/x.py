@@ -233,7 +233,7 @@ class XEmulator(Emulator):
         refused = self.check_token(request, "users.read")
         if refused is not None:
             return refused
-        user = {**self.users[USER_ID]}
+        user: dict[str, Any] = {**self.users[USER_ID]}
         fields = request.query.get("user.fields", "")
         if "public_metrics" in fields:
             user["public_metrics"] = {"followers_count": 2500, "following_count": 12, "tweet_count": 340}

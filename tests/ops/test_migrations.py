@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from web.db import connect, downgrade, to_sqlalchemy_url, upgrade
@@ -106,11 +106,11 @@ def test_the_schema_has_the_seed_indexes_and_constraints(scratch_url: str) -> No
     } <= checks
 
 
-async def test_deleting_a_user_deletes_what_they_own(engine: sa.ext.asyncio.AsyncEngine, make_user: Any) -> None:
+async def test_deleting_a_user_deletes_what_they_own(engine: AsyncEngine, make_user: Any) -> None:
     user = await make_user()
     other = await make_user()
 
-    async def add_draw(connection: sa.ext.asyncio.AsyncConnection, owner: Any) -> None:
+    async def add_draw(connection: AsyncConnection, owner: Any) -> None:
         draw = await connection.scalar(
             sa.text(
                 "INSERT INTO draws (id, user_id, title, platform, status, created_at, updated_at) "
@@ -158,7 +158,7 @@ async def test_deleting_a_user_deletes_what_they_own(engine: sa.ext.asyncio.Asyn
 
 
 async def test_the_database_refuses_an_unknown_status_and_a_non_positive_payment(
-    engine: sa.ext.asyncio.AsyncEngine, make_user: object
+    engine: AsyncEngine, make_user: object
 ) -> None:
     user = await make_user()  # type: ignore[operator]
     bad_rows = (

@@ -290,7 +290,7 @@ async def test_the_sandbox_pages_list_accounts_and_add_posts_with_switches(
 async def test_production_has_no_sandbox(database_url: str, live_server: LiveServer) -> None:
     settings = live_server.settings.with_overrides(environment="production", base_url="https://cleack.example")
     app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar types its ASGI events more narrowly
     async with httpx.AsyncClient(transport=transport, base_url="https://cleack.example") as client:
         for path in ("/sandbox", "/sandbox/p/abc", f"{API}/me", "/sandbox/oauth/authorize"):
             assert (await client.get(path)).status_code == 404
