@@ -74,6 +74,8 @@ def validate(values: Mapping[str, str | None], cleaners: dict[str, Cleaner]) -> 
     form = Form(values={name: values.get(name) or "" for name in cleaners})
     for name, clean in cleaners.items():
         value = values.get(name)
+        if value is None and name not in values and clean is clean_checkbox:
+            value = ""  # a browser sends no field at all for an unticked checkbox
         if value is None:
             form.error(name, NOT_TEXT if name in values else NOT_SENT)
             continue
@@ -151,8 +153,8 @@ def clean_password(value: str) -> str:
 
 
 def clean_checkbox(value: str) -> bool:
-    """A checkbox: ticked when the browser sends it (as `on`) or a client sends true, 1 or yes; validate() it with a
-    default of "" so that an unticked box, which browsers leave out, reads as False."""
+    """A checkbox: ticked when the browser sends it (as `on`) or a client sends true, 1 or yes; validate() reads an
+    unticked box, which browsers leave out, as False."""
     return value in {"on", "true", "1", "yes"}
 
 

@@ -184,8 +184,7 @@ class AdminController(Controller):
     async def add_note(
         self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID], admin: Admin
     ) -> Response[Any]:
-        # A browser sends no field at all for an unticked checkbox.
-        form = forms.validate({"flagged": "", **await forms.read_form(request)}, NOTE_FIELDS)
+        form = forms.validate(await forms.read_form(request), NOTE_FIELDS)
         if not form.is_valid:
             return await self._refused(request, admin, user_id, "note", form)
         try:

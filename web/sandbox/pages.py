@@ -108,7 +108,7 @@ class SandboxPages(Controller):
             **{name: _whole(label, low, high, optional=True) for name, label, low, high in SWITCH_FIELDS},
             "newest_first": forms.clean_checkbox,
         }
-        form = forms.validate({"newest_first": "", **await forms.read_form(request)}, cleaners)
+        form = forms.validate(await forms.read_form(request), cleaners)
         account: SandboxAccount | None = None
         if "account" not in form.errors:
             account = await service.account(form.cleaned["account"]) if form.cleaned["account"] else None
