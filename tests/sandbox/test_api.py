@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,6 +31,18 @@ async def add_post(engine: AsyncEngine, settings: Settings, username: str, comme
         return post.post_id
 
 
+async def pages_of(client: httpx.AsyncClient, creator: Tokens, path: str) -> AsyncIterator[httpx.Response]:
+    """Every page of one of the API's lists, 1,000 items at a time, following `paging.next_cursor`."""
+    cursor: str | None = None
+    while True:
+        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+        page = await client.get(f"{API}{path}", params=params, headers=bearer(creator))
+        yield page
+        cursor = page.json()["paging"]["next_cursor"]
+        if cursor is None:
+            return
+
+
 @pytest.fixture
 async def creator(client: httpx.AsyncClient, live_server: LiveServer) -> Tokens:
     return await connect(client, live_server, "api_creator")
@@ -40,32 +53,21 @@ async def test_all_pages_of_a_25000_comment_post_give_each_comment_once(
 ) -> None:
     post_id = await add_post(engine, live_server.settings, "api_creator", 25_000)
     seen: list[str] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-        page = await client.get(f"{API}/posts/{post_id}/comments", params=params, headers=bearer(creator))
+    async for page in pages_of(client, creator, f"/posts/{post_id}/comments"):
         assert page.status_code == 200
         assert int(page.headers["x-ratelimit-remaining"]) < int(page.headers["x-ratelimit-limit"])
-        body = page.json()
-        seen.extend(item["id"] for item in body["data"])
-        cursor = body["paging"]["next_cursor"]
-        if cursor is None:
-            break
+        seen.extend(item["id"] for item in page.json()["data"])
     assert seen == [f"{post_id}_{index}" for index in range(25_000)]
 
     posts = (await client.get(f"{API}/me/posts", headers=bearer(creator))).json()["data"]
     [post] = [post for post in posts if post["id"] == post_id]
     assert post["comments_count"] == 25_000
     assert [item["created_at"] for item in posts] == sorted((item["created_at"] for item in posts), reverse=True)
-    likers: list[str] = []
-    cursor = None
-    while True:
-        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-        body = (await client.get(f"{API}/posts/{post_id}/likers", params=params, headers=bearer(creator))).json()
-        likers.extend(item["id"] for item in body["data"])
-        cursor = body["paging"]["next_cursor"]
-        if cursor is None:
-            break
+    likers = [
+        item["id"]
+        async for page in pages_of(client, creator, f"/posts/{post_id}/likers")
+        for item in page.json()["data"]
+    ]
     assert len(likers) == len(set(likers)) == post["likes_count"]
 
 
@@ -73,15 +75,9 @@ async def test_a_newest_first_post_lists_every_comment_once_from_the_latest(
     client: httpx.AsyncClient, live_server: LiveServer, engine: AsyncEngine, creator: Tokens
 ) -> None:
     post_id = await add_post(engine, live_server.settings, "api_creator", 2_500, newest_first=True)
-    seen: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-        body = (await client.get(f"{API}/posts/{post_id}/comments", params=params, headers=bearer(creator))).json()
-        seen.extend(body["data"])
-        cursor = body["paging"]["next_cursor"]
-        if cursor is None:
-            break
+    seen = [
+        item async for page in pages_of(client, creator, f"/posts/{post_id}/comments") for item in page.json()["data"]
+    ]
     assert [item["id"] for item in seen] == [f"{post_id}_{index}" for index in reversed(range(2_500))]
     times = [item["created_at"] for item in seen]
     assert times == sorted(times, reverse=True) and times[0] > times[-1]
