@@ -76,6 +76,12 @@ def _person_order(row: str) -> str:
     )
 
 
+def _turns_duplicate(row: str) -> str:
+    """Whether `row`, a person's entry but not their first, becomes a duplicate: unless it is one already, or
+    blacklisted, the one reason a duplicate does not outrank."""
+    return f"coalesce({row}.exclusion_reason, '') NOT IN ('blacklisted', 'duplicate')"
+
+
 def _verdict(row: str, duplicate: str) -> str:
     """The first reason that excludes `row` (NULL when it is eligible); `duplicate` says whether it repeats a person."""
     return f"""
@@ -176,7 +182,7 @@ CROSS JOIN LATERAL (
     SELECT e.id FROM draw_participants e
     WHERE e.draw_id = $1 AND e.platform = $2 AND e.platform_user_id = earliest.platform_user_id
       AND (earliest.at, earliest.seq, earliest.entry) < ({_person_order("e")})
-      AND e.exclusion_reason IS DISTINCT FROM 'blacklisted' AND e.exclusion_reason IS DISTINCT FROM 'duplicate'
+      AND {_turns_duplicate("e")}
     OFFSET 0
 ) later
 WHERE p.id = later.id
@@ -201,7 +207,7 @@ WITH ranked AS (
 UPDATE draw_participants p SET is_eligible = false, exclusion_reason = 'duplicate'
 FROM ranked r
 WHERE p.id = r.id AND r.nth > 1
-  AND r.exclusion_reason IS DISTINCT FROM 'blacklisted' AND r.exclusion_reason IS DISTINCT FROM 'duplicate'
+  AND {_turns_duplicate("r")}
 """  # noqa: S608 - only this module's constants are interpolated
 
 BLACKLIST_LATECOMERS = """
