@@ -32,15 +32,15 @@ from web.accounts.services import resolve_session
 from web.admin.controllers import AdminController
 from web.billing.controllers import AdminBillingController, BillingController, apple_webhook, stripe_webhook
 from web.blacklist.controllers import BlacklistController
+from web.certificates.controllers import RevealController, SandboxBeaconController, signing_key_set
+from web.certificates.pages import CertificatesController
 from web.credits.controllers import CreditsController
 from web.credits.services import WELCOME_BONUS
 from web.db import create_engine, create_read_pool
 from web.draws.announcements import AnnouncementsController
-from web.draws.certificates import CertificatesController
 from web.draws.controllers import DrawsController
 from web.draws.events import draw_watchers_lifespan
 from web.draws.spectators import SpectatorLinkController, WatchController
-from web.fairness.controllers import RevealController, SandboxBeaconController, signing_key_set
 from web.htmx import redirect
 from web.logs import configure_logging
 from web.pages import dev_outbox, healthz, home, not_found

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from web.fairness.commands import signing_key, verify
+from web.certificates.commands import signing_key
+from web.fairness.commands import verify
 from web.settings import ConfigurationError, Settings, load_settings
 
 

@@ -81,7 +81,7 @@ class Settings:
     sandbox_api_base: str | None = None
     # Keys for tokens at rest, newest first: new rows use the first, every one of them still reads.
     token_keys: tuple[str, ...] = ()
-    # Certificate signing keys, newest first, each `key` or `key@start time` (web/fairness/keys.py).
+    # Certificate signing keys, newest first, each `key` or `key@start time` (web/certificates/keys.py).
     signing_keys: tuple[str, ...] = ()
     # The public randomness beacon (drand's HTTP API); unset: the sandbox beacon outside production, none in it.
     beacon_url: str | None = None
@@ -197,7 +197,7 @@ def load_settings() -> Settings:
             )
     signing_keys = tuple(key.strip() for key in os.environ.get("SIGNING_KEYS", "").split(",") if key.strip())
     if signing_keys:
-        from web.fairness.keys import SigningKeysError, parse_signing_keys
+        from web.certificates.keys import SigningKeysError, parse_signing_keys
 
         try:
             parse_signing_keys(signing_keys)

@@ -27,6 +27,7 @@ from tests.draws.sandbox_draws import (
 )
 from web.accounts.services import Client
 from web.blacklist.models import BlacklistEntry
+from web.certificates.keys import published_key_set
 from web.credits.models import Credit
 from web.credits.services import CreditsService
 from web.db import session_factory
@@ -36,7 +37,6 @@ from web.draws.models import Draw, DrawParticipant
 from web.draws.rules import CANONICAL_ORDER, SUSPICIOUS_WORDS
 from web.draws.services import DrawService
 from web.fairness import Entry, parse_key_set, verify_certificate
-from web.fairness.keys import published_key_set
 from web.sandbox.services import SandboxService
 from web.social.providers import provider_for
 from web.social.providers.base import Page

@@ -24,9 +24,9 @@ from tests.draws.sandbox_draws import (
     load_draw,
     sandbox_creator,
 )
+from web.certificates.pages import PROOFS_PER_ADDRESS, chain_page
 from web.cli import main
 from web.db import session_factory
-from web.draws.certificates import PROOFS_PER_ADDRESS, chain_page
 from web.draws.models import Draw, DrawParticipant
 
 __all__ = ["engines", "sandbox_creator"]  # fixtures used below

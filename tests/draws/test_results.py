@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import LiveServer
+from web.certificates.keys import current_signing_key
 from web.db import session_factory
 from web.draws.models import Draw, DrawParticipant
 from web.fairness import DrawFacts, Pick, build_certificate, merkle_root, select_winners
 from web.fairness.canonical import canonical_json
 from web.fairness.entries import Entry
 from web.fairness.entries_csv import eligible_entries
-from web.fairness.keys import current_signing_key
 from web.settings import Settings
 
 LIST = (

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import LiveServer
 from tests.draws.test_announcements import insert_completed_draw
-from web.fairness.animation import reveal_url
+from web.certificates.animation import reveal_url
 
 
 def frames_of(data: bytes) -> tuple[Image.Image, list[int]]:

@@ -18,6 +18,16 @@ from tests.fairness.draws import collected_entries
 from tests.fakes import drand
 from tests.fakes.server import serve
 from web.app import create_app
+from web.certificates.beacon import (
+    QUICKNET,
+    QUICKNET_CHAIN_HASH,
+    BeaconError,
+    DrandClient,
+    SandboxBeacon,
+    beacon_client,
+    commit_round,
+    wait_for_round,
+)
 from web.fairness import (
     Beacon,
     DrawFacts,
@@ -29,16 +39,6 @@ from web.fairness import (
     select_winners,
     sort_canonically,
     verify_certificate,
-)
-from web.fairness.beacon import (
-    QUICKNET,
-    QUICKNET_CHAIN_HASH,
-    BeaconError,
-    DrandClient,
-    SandboxBeacon,
-    beacon_client,
-    commit_round,
-    wait_for_round,
 )
 from web.settings import Settings
 

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from tests.conftest import LiveServer
 from tests.fairness.draws import make_draw
+from web.certificates import keys as server_keys
+from web.certificates.keys import current_signing_key, parse_signing_keys, published_key_set
 from web.cli import main
 from web.fairness import key_id, load_signing_key, parse_key_set, signing_key_text, verify_certificate
-from web.fairness import keys as server_keys
-from web.fairness.keys import current_signing_key, parse_signing_keys, published_key_set
 from web.security import new_token_key
 from web.settings import ConfigurationError, Settings, load_settings
 

@@ -20,6 +20,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from web.certificates.keys import current_signing_key, server_keys
 from web.credits.services import CreditsService
 from web.db import connect
 from web.draws.fetching import EntryFetcher, follow_scopes
@@ -41,7 +42,6 @@ from web.draws.rules import Verdicts, has_list, settle_verdicts
 from web.draws.selection import SORT_MEMORY, Drawn, draw_winners, one_platform
 from web.draws.services import certified_newest_first, draw_cost
 from web.fairness import DrawFacts, build_certificate
-from web.fairness.keys import current_signing_key, server_keys
 from web.settings import Settings
 from web.social.services import SocialService
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -152,32 +151,3 @@ def verify(
     failed = sum(1 for check in report.checks if not check.ok)
     click.echo(f"The certificate is NOT valid: {failed} check(s) failed.")
     sys.exit(EXIT_INVALID)
-
-
-@click.command("signing-key")
-@click.option("--new", "new", is_flag=True, help="Print a fresh key to put first in SIGNING_KEYS, and change nothing.")
-@click.option(
-    "--start",
-    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%SZ"]),
-    help="With --new: when the key starts signing (UTC), appended as key@start.",
-)
-def signing_key(new: bool, start: datetime.datetime | None) -> None:
-    """Print the published key set of this configuration, or with --new a fresh signing key.
-
-    To rotate: put the new key first in SIGNING_KEYS with its start (key@2026-12-01), keep the old ones after
-    it, and restart; the new key signs from its start on, and the old ones stay published so that their
-    certificates keep verifying.
-    """
-    from web.fairness.keys import new_signing_key_entry, published_key_set
-    from web.settings import ConfigurationError, load_settings
-
-    if new:
-        click.echo(new_signing_key_entry(start.replace(tzinfo=datetime.UTC) if start else None))
-        return
-    if start is not None:
-        raise click.UsageError("--start goes with --new")
-    try:
-        document = published_key_set(load_settings())
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(document, indent=2))

@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.accounts.controllers import client_of
+from web.certificates.keys import published_key_set
 from web.draws.models import Draw
 from web.draws.rules import CANONICAL_ORDER
 from web.draws.selection import ELIGIBLE_LEAVES
@@ -28,7 +29,6 @@ from web.draws.services import (
 )
 from web.fairness.canonical import canonical_json
 from web.fairness.entries import Entry
-from web.fairness.keys import published_key_set
 from web.fairness.merkle import InclusionProofBuilder
 from web.fairness.signing import parse_key_set
 from web.fairness.verify import VerificationReport, inclusion_proof_document, verify_certificate

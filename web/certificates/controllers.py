@@ -13,9 +13,9 @@ from litestar.params import FromPath
 from litestar.response import File, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.fairness.animation import FORMATS, animation_file, completed_certificate, reveal_page_data
-from web.fairness.beacon import SandboxBeacon
-from web.fairness.keys import published_key_set
+from web.certificates.animation import FORMATS, animation_file, completed_certificate, reveal_page_data
+from web.certificates.beacon import SandboxBeacon
+from web.certificates.keys import published_key_set
 from web.htmx import render
 from web.settings import Settings
 
