@@ -1,0 +1,1 @@
+"""The witness (`cleack witness`): cosigns a log's checkpoints and refuses forks (docs/fairness.md)."""
