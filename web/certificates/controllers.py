@@ -72,18 +72,19 @@ class SandboxBeaconController(Controller):
     ) -> Any:
         """A round by number, or `latest`; a round still to come is 404, as drand answers it."""
         beacon = self._beacon(request, chain_hash)
+        now = datetime.datetime.now(datetime.UTC)
         if which == "latest":
-            document = beacon.round_document(beacon.round_at(datetime.datetime.now(datetime.UTC)))
+            found = beacon.published(beacon.chain_info.round_at(now), now)
             cache = "no-store"
         elif which.isascii() and which.isdigit() and len(which) <= 19:
-            document = beacon.round_document(int(which))
+            found = beacon.published(int(which), now)
             cache = "public, max-age=31536000, immutable"
         else:
-            document = None
+            found = None
             cache = "no-store"
-        if document is None:
+        if found is None:
             return _beacon_answer({"error": "no such round yet"}, 404)
-        return _beacon_answer(document, cache=cache)
+        return _beacon_answer(found.as_json(), cache=cache)
 
 
 class RevealController(Controller):
