@@ -1,6 +1,6 @@
 """The test vectors of docs/fairness.md, computed with web.fairness.
 
-.venv/bin/python -m tests.fairness.make_vectors     # rewrites docs/fairness-vectors.json
+.venv/bin/python -m tests.fairness.make_vectors     # rewrites docs/fairness-vectors.json and -v2.json
 """
 
 from __future__ import annotations
@@ -206,5 +206,8 @@ def vectors_text() -> str:
 
 
 if __name__ == "__main__":
+    from tests.fairness.make_vectors_v2 import V2_VECTORS_FILE, vectors_v2_text
+
     VECTORS_FILE.write_text(vectors_text(), encoding="utf-8")
-    print(f"wrote {VECTORS_FILE}")
+    V2_VECTORS_FILE.write_text(vectors_v2_text(), encoding="utf-8")
+    print(f"wrote {VECTORS_FILE} and {V2_VECTORS_FILE}")

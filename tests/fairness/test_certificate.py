@@ -81,10 +81,12 @@ def test_a_genuine_certificate_passes_every_check() -> None:
     assert draw.certificate["draw"]["created_at"] == "2026-11-22T18:00:00Z"
 
 
-def test_without_keys_the_signature_is_reported_as_not_checked() -> None:
+def test_without_keys_the_signature_is_reported_as_not_checked_and_the_certificate_is_not_valid() -> None:
     report = verify_certificate(make_draw(5).certificate)
-    assert report.ok
-    assert "signature" not in [check.name for check in report.checks]
+    assert not report.ok
+    assert [(check.name, check.ok, check.checked) for check in report.checks if not check.ok] == [
+        ("signature", False, False)
+    ]
     assert any("signature not checked" in note for note in report.notes)
 
 
@@ -226,8 +228,9 @@ def test_chain_holds_oldest_first_and_reports_the_first_break() -> None:
     assert not verify_chain([first, third]).ok
     tampered = {**second, "title": "changed"}
     assert "certificate 2's content" in verify_chain([first, tampered, third]).checks[0].message
-    assert not verify_certificate(third, previous=first).ok
-    assert verify_certificate(third, previous=second).ok
+    keys = parse_key_set(key_set([key_record(key, KEY_CREATED_AT)]))
+    assert not verify_certificate(third, keys=keys, previous=first).ok
+    assert verify_certificate(third, keys=keys, previous=second).ok
 
 
 def test_inclusion_proof_document_proves_a_participant_was_counted() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import datetime
 import json
 import random
 import subprocess
@@ -14,14 +15,22 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.fairness.draws import SampleDraw, make_draw
+from tests.fairness.draws import KEY_CREATED_AT, SampleDraw, make_draw
+from tests.fairness.draws_v2 import SampleDrawV2, make_draw_v2
 from web.cli import main
 from web.fairness import (
     InclusionProofBuilder,
+    build_record,
     certificate_hash,
+    collected_leaf,
     generate_signing_key,
     inclusion_proof_document,
+    key_record,
+    key_set,
+    leaf_v2,
+    proof_document_v2,
     sign_certificate_hash,
+    write_entries_csv,
 )
 
 CLEACK = Path(sys.executable).with_name("cleack")
@@ -139,7 +148,7 @@ def test_an_eligible_row_marked_excluded_is_missing_from_the_count(draw: SampleD
 
 
 def test_an_entries_file_in_another_order_is_sorted_and_still_valid(draw: SampleDraw, tmp_path: Path) -> None:
-    certificate, entries, _ = draw.write(tmp_path)
+    certificate, entries, keys = draw.write(tmp_path)
 
     def shuffle(rows: list[list[str]]) -> list[list[str]]:
         body = rows[1:]
@@ -147,7 +156,7 @@ def test_an_entries_file_in_another_order_is_sorted_and_still_valid(draw: Sample
         return [rows[0], *body]
 
     rewrite_csv(entries, shuffle)
-    result = run(certificate, entries)
+    result = run(certificate, entries, "--keys", keys)
 
     assert result.exit_code == 0, result.output
     assert "not in canonical order" in result.output
@@ -160,13 +169,16 @@ def test_a_chain_in_issue_order_is_valid_and_reordered_is_not(tmp_path: Path) ->
     third = make_draw(7, key=key, previous_certificate_hash=second["certificate_hash"]).certificate
     certificate = write_json(tmp_path / "third.json", third)
     chain_list = write_json(tmp_path / "chain.json", [first, second])
+    keys = write_json(tmp_path / "keys.json", key_set([key_record(key, KEY_CREATED_AT)]))
 
-    valid = run(certificate, "--chain", chain_list)
+    valid = run(certificate, "--keys", keys, "--chain", chain_list)
     assert valid.exit_code == 0, valid.output
     assert "✓ chain: 3 certificates" in valid.output
 
     separate = run(
         certificate,
+        "--keys",
+        keys,
         "--chain",
         write_json(tmp_path / "1.json", first),
         "--chain",
@@ -174,20 +186,20 @@ def test_a_chain_in_issue_order_is_valid_and_reordered_is_not(tmp_path: Path) ->
     )
     assert separate.exit_code == 0, separate.output
 
-    reordered = run(certificate, "--chain", write_json(tmp_path / "reordered.json", [second, first]))
+    reordered = run(certificate, "--keys", keys, "--chain", write_json(tmp_path / "reordered.json", [second, first]))
     assert reordered.exit_code == 1
     assert "✗ chain: certificate 2" in reordered.output
 
 
 def test_an_inclusion_proof_is_checked_against_the_certificate(draw: SampleDraw, tmp_path: Path) -> None:
-    certificate, _, _ = draw.write(tmp_path)
+    certificate, _, keys = draw.write(tmp_path)
     builder = InclusionProofBuilder(33)
     builder.add_rows(entry.fields for entry in draw.entries)
     document = inclusion_proof_document(
         draw.certificate["certificate_hash"], draw.entries[33], 33, builder.tree_size, builder.proof()
     )
 
-    valid = run(certificate, "--proof", write_json(tmp_path / "proof.json", document))
+    valid = run(certificate, "--keys", keys, "--proof", write_json(tmp_path / "proof.json", document))
     assert valid.exit_code == 0, valid.output
     assert f"✓ inclusion: {draw.entries[33].username}" in valid.output
 
@@ -242,3 +254,163 @@ def test_unreadable_input_exits_2_with_a_clear_message(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_without_keys_the_verdict_says_the_signature_was_not_checked(draw: SampleDraw, tmp_path: Path) -> None:
+    certificate, entries, _ = draw.write(tmp_path)
+
+    result = run(certificate, entries)
+
+    assert result.exit_code == 1, result.output
+    assert "✗ signature: not checked" in result.output
+    assert result.output.rstrip().endswith(
+        "The certificate is NOT verified: signature not checked: give --keys KEYSET.json, "
+        "the key set published at /.well-known/cleack-signing-key."
+    )
+    assert "is valid" not in result.output
+
+
+def test_a_v1_entries_file_with_an_excluded_rows_reason_changed_is_invalid(draw: SampleDraw, tmp_path: Path) -> None:
+    certificate, entries, keys = draw.write(tmp_path)
+
+    def new_reason(rows: list[list[str]]) -> list[list[str]]:
+        for row in rows:
+            if row[5] == "suspicious":
+                row[5] = "duplicate"
+        return rows
+
+    rewrite_csv(entries, new_reason)
+    result = run(certificate, entries, "--keys", keys)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        "✗ exclusions: the excluded rows are 1 duplicate, 1 keyword_missing; "
+        "the certificate counts 1 keyword_missing, 1 suspicious"
+    ) in result.output
+
+
+@pytest.fixture(scope="module")
+def draw_v2() -> SampleDrawV2:
+    return make_draw_v2(30)
+
+
+def test_a_genuine_v2_certificate_with_every_input_is_valid_and_the_sandbox_is_flagged(
+    draw_v2: SampleDrawV2, tmp_path: Path
+) -> None:
+    certificate, entries, keys = draw_v2.write(tmp_path)
+    witness = tmp_path / "witness.vkey"
+    witness.write_text(draw_v2.witness.text + "\n", encoding="utf-8")
+    log = write_json(tmp_path / "log.json", draw_v2.records)
+
+    result = run(certificate, entries, "--keys", keys, "--witness", witness, "--log", log)
+
+    assert result.exit_code == 0, result.output
+    for name in ("opened record", "sealed record", "log", "witness", "beacon", "collected root", "log seal"):
+        assert f"✓ {name}: " in result.output
+    assert "✓ witness: the witness witness.test cosigned the log head containing the seal at " in result.output
+    assert "(a witness key you gave)" in result.output
+    assert "⚠ WARNING: not a public beacon: a development sandbox" in result.output
+    assert result.output.rstrip().endswith("The certificate is valid, with 1 warning(s) above: read them.")
+
+
+def test_a_v2_certificate_without_pinned_witness_keys_warns_that_the_server_named_them(
+    draw_v2: SampleDrawV2, tmp_path: Path
+) -> None:
+    certificate, _, keys = draw_v2.write(tmp_path)
+
+    result = run(certificate, "--keys", keys)
+
+    assert result.exit_code == 0, result.output
+    assert "⚠ WARNING: the witness key witness.test was taken from the certificate itself" in result.output
+    assert "with 2 warning(s) above" in result.output
+
+
+def test_a_v2_certificate_with_a_v1_entries_file_fails_clearly(draw_v2: SampleDrawV2, tmp_path: Path) -> None:
+    certificate, entries, keys = draw_v2.write(tmp_path)
+    with entries.open("w", encoding="utf-8", newline="") as file:
+        write_entries_csv(file, draw_v2.rows)
+
+    result = run(certificate, entries, "--keys", keys, "--witness", draw_v2.witness.text)
+
+    assert result.exit_code == 1, result.output
+    assert "✗ entries: this entries.csv has no salt column (a cleack-draw-v1 file)" in result.output
+
+
+def test_a_v2_log_extract_with_a_second_seal_is_invalid(draw_v2: SampleDrawV2, tmp_path: Path) -> None:
+    certificate, _, keys = draw_v2.write(tmp_path)
+    sealed = draw_v2.certificate["sealed"]
+    records = copy.deepcopy(draw_v2.records)
+    records.append(
+        build_record(
+            "sealed",
+            origin=sealed["log"],
+            seq=len(records) + 1,
+            draw_id=sealed["draw_id"],
+            at=datetime.datetime(2026, 11, 22, 18, 10, tzinfo=datetime.UTC),
+            signing_key=draw_v2.key,
+            **{name: sealed[name] for name in ("opened", "counts", "merkle_root", "collected_root", "beacon")},
+        )
+    )
+
+    result = run(certificate, "--keys", keys, "--log", write_json(tmp_path / "log.json", {"records": records}))
+
+    assert result.exit_code == 1, result.output
+    assert f"✗ log seal: draw {sealed['draw_id']} was sealed 2 times" in result.output
+
+
+def test_a_v2_proof_of_an_excluded_entry_checks_its_verdict(draw_v2: SampleDrawV2, tmp_path: Path) -> None:
+    certificate, _, keys = draw_v2.write(tmp_path)
+    position = next(number for number, row in enumerate(draw_v2.rows) if not row.eligible)
+    builder = InclusionProofBuilder(position)
+    for row in draw_v2.rows:
+        assert row.salt is not None and row.verdict is not None
+        builder.add_leaf_hashes([collected_leaf(leaf_v2(row.entry, row.salt), row.verdict)])
+    row = draw_v2.rows[position]
+    assert row.salt is not None and row.verdict is not None
+    document = proof_document_v2(
+        draw_v2.certificate["certificate_hash"],
+        row.entry,
+        row.salt,
+        row.verdict,
+        tree="collected",
+        index=position,
+        tree_size=builder.tree_size,
+        audit_path=builder.proof(),
+    )
+
+    valid = run(certificate, "--keys", keys, "--proof", write_json(tmp_path / "proof.json", document))
+    assert valid.exit_code == 0, valid.output
+    assert f"excluded as {row.verdict}" in valid.output
+
+    forged = run(
+        certificate,
+        "--keys",
+        keys,
+        "--proof",
+        write_json(tmp_path / "forged.json", {**document, "verdict": "eligible"}),
+    )
+    assert forged.exit_code == 1
+    assert "✗ inclusion" in forged.output
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "message"),
+    [
+        ("--witness", "not a key", "the witness key 'not a key' is not usable"),
+        ("--log", "{not json", "the log extract"),
+        ("--log", "[1, 2]", "must hold records"),
+    ],
+)
+def test_unreadable_v2_inputs_exit_2(
+    draw_v2: SampleDrawV2, tmp_path: Path, option: str, content: str, message: str
+) -> None:
+    certificate, _, keys = draw_v2.write(tmp_path)
+    value: str | Path = content
+    if option == "--log":
+        value = tmp_path / "log.json"
+        value.write_text(content, encoding="utf-8")
+
+    result = run(certificate, "--keys", keys, option, value)
+
+    assert result.exit_code == 2, result.output
+    assert message in result.output

@@ -25,6 +25,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://cleack@db/cleack",
     "SMTP_URL": "smtp://mail:25",
     "BASE_URL": "https://cleack.example",
+    "WITNESSES": "https://witness.example witness.example+7e81f231+BAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4",
 }
 NOVEMBER = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
 
@@ -53,6 +54,20 @@ def test_production_refuses_to_start_without_signing_keys(monkeypatch: pytest.Mo
     settings = load_settings()
     assert settings.signing_keys == (f"{newer}@2026-11-01", older)
     assert key_id(current_signing_key(settings)) == key_id(load_signing_key(newer))
+
+
+def test_production_refuses_to_start_without_a_witness(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOKEN_KEYS", new_token_key())
+    monkeypatch.setenv("SIGNING_KEYS", fresh_key_text())
+    monkeypatch.delenv("SANDBOX", raising=False)
+    monkeypatch.delenv("WITNESSES")
+    with pytest.raises(ConfigurationError, match="WITNESSES"):
+        load_settings()
+    monkeypatch.setenv("WITNESSES", "witness.example+5b2f9a1c+key-without-an-address")
+    with pytest.raises(ConfigurationError, match="URL VERIFIER-KEY"):
+        load_settings()
 
 
 def test_production_without_keys_signs_nothing() -> None:

@@ -5,8 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from itertools import islice
+from typing import Any
 
-from web.fairness.entries import Entry, leaf_hash, leaf_hashes
+from web.fairness.entries import (
+    ELIGIBLE,
+    Entry,
+    collected_leaf_hashes,
+    leaf_hash,
+    leaf_hashes,
+    salted_leaf_hashes,
+)
 
 NODE_PREFIX = b"\x01"
 HASH_SIZE = 32
@@ -116,6 +124,57 @@ class MerkleBuilder:
         """MTH of the leaves so far (adding more afterwards is allowed)."""
         _check_hashes(self._pending)
         return _fold([root for _, root in self._stack] + _subtree_roots(self._pending))
+
+
+class DrawTreesBuilder:
+    """cleack-draw-v2's two trees and counts from every collected entry, streamed in canonical order.
+
+    Rows are `(platform, platform_user_id, username, entry_id, salt, verdict)`: the eligible ones make the
+    merkle_root (leaf_v2), all of them the collected_root (collected_leaf).
+    """
+
+    __slots__ = ("_collected", "_eligible", "_excluded")
+
+    def __init__(self) -> None:
+        self._eligible = MerkleBuilder()
+        self._collected = MerkleBuilder()
+        self._excluded: dict[str, int] = {}
+
+    def add_rows(self, rows: Iterable[tuple[str, str, str, str, bytes, str]]) -> None:
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, _CHUNK)):
+            leaves = salted_leaf_hashes([row[:4] for row in chunk], [row[4] for row in chunk])
+            verdicts = [row[5] for row in chunk]
+            self._collected.add_leaf_hashes(collected_leaf_hashes(leaves, verdicts))
+            self._eligible.add_leaf_hashes(
+                leaf for leaf, verdict in zip(leaves, verdicts, strict=True) if verdict == ELIGIBLE
+            )
+            for verdict in verdicts:
+                if verdict != ELIGIBLE:
+                    self._excluded[verdict] = self._excluded.get(verdict, 0) + 1
+
+    @property
+    def participants(self) -> int:
+        return self._collected.count
+
+    @property
+    def eligible(self) -> int:
+        return self._eligible.count
+
+    @property
+    def excluded(self) -> dict[str, int]:
+        """Excluded entries by reason, reasons sorted, none with a zero count."""
+        return dict(sorted(self._excluded.items()))
+
+    def counts(self) -> dict[str, Any]:
+        """As the seal and the certificate state them: `{participants, excluded: {reason: n}, eligible}`."""
+        return {"participants": self.participants, "excluded": self.excluded, "eligible": self.eligible}
+
+    def merkle_root(self) -> bytes:
+        return self._eligible.root()
+
+    def collected_root(self) -> bytes:
+        return self._collected.root()
 
 
 def merkle_root(hashes: Iterable[bytes]) -> bytes:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import datetime
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from web.fairness.timestamps import parse_rfc3339, rfc3339
 
 ALGORITHM = "Ed25519"
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class SigningKeyError(ValueError):
@@ -29,7 +31,20 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    """Base64url with or without padding; plain base64 too (both alphabets)."""
+    """Canonical base64url only: no padding, no `+` or `/`, no whitespace, the unused low bits zero.
+
+    A signature has one text, so a verifier refuses every other spelling of the same bytes.
+    """
+    if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+        raise SigningKeyError("not canonical base64url (RFC 4648 §5, without padding)")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if b64url_encode(data) != text:
+        raise SigningKeyError("not canonical base64url: the unused bits of the last character are not zero")
+    return data
+
+
+def b64url_decode_lenient(text: str) -> bytes:
+    """Base64url with or without padding, plain base64 too (both alphabets): for keys pasted into configuration."""
     cleaned = text.strip().replace("+", "-").replace("/", "_").rstrip("=")
     try:
         return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
@@ -52,7 +67,7 @@ def load_signing_key(text: str) -> Ed25519PrivateKey:
         if not isinstance(key, Ed25519PrivateKey):
             raise SigningKeyError("the PEM key is not an Ed25519 key")
         return key
-    raw = b64url_decode(text)
+    raw = b64url_decode_lenient(text)
     if len(raw) != 32:
         raise SigningKeyError("an Ed25519 private key is 32 bytes")
     return Ed25519PrivateKey.from_private_bytes(raw)
@@ -113,6 +128,15 @@ def signature_is_valid(public_key: Ed25519PublicKey, certificate_hash: str, sign
     except (InvalidSignature, SigningKeyError, UnicodeEncodeError):
         return False
     return True
+
+
+def signature_spelling_problem(signature: str) -> str | None:
+    """Why a signature's text is not the one canonical base64url spelling of 64 bytes, or None."""
+    try:
+        raw = b64url_decode(signature)
+    except SigningKeyError as exc:
+        return f"the signature is {exc}"
+    return None if len(raw) == 64 else f"the signature is {len(raw)} bytes, an Ed25519 signature is 64"
 
 
 @dataclass(frozen=True)
