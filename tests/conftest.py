@@ -15,7 +15,8 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -28,6 +29,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from web.app import create_app
+from web.certificates.keys import server_keys
 from web.db import (
     EmbeddedPostgres,
     connect,
@@ -38,8 +40,12 @@ from web.db import (
     upgrade,
     with_database,
 )
+from web.fairness.log import log_verifier_key
+from web.fairness.note import VerifierKey
 from web.models import metadata
 from web.settings import VAR_DIR, Settings
+from web.witness.app import create_witness_app
+from web.witness.state import WitnessConfig
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PASSWORD = "correct horse battery staple"
@@ -91,12 +97,15 @@ def scratch_url(server_url: str) -> Iterator[str]:
     asyncio.run(drop_database(server_url, url))
 
 
-TABLES = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+# The public log is append-only and the session's witness remembers its head: it runs on across the tests, which
+# read their own draws' records.
+LOG_TABLES = {"log_records", "log_cosignatures"}
+TABLES = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables if table.name not in LOG_TABLES)
 
 
 @pytest.fixture(autouse=True)
 async def empty_database(database_url: str) -> None:
-    """Every test starts from empty tables (the schema stays)."""
+    """Every test starts from empty tables (the schema stays), but for the public log."""
     async with connect(database_url) as conn:
         await conn.execute(f"TRUNCATE {TABLES} CASCADE")
 
@@ -170,10 +179,44 @@ def mailbox(smtp_server: tuple[Mailbox, int]) -> Mailbox:
 class LiveServer:
     url: str
     settings: Settings
+    witness: SessionWitness
+
+
+@contextmanager
+def serve_in_thread(app: Any, port: int, what: str) -> Iterator[None]:
+    """An ASGI app served by uvicorn on 127.0.0.1:`port`, in a thread, until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the {what} did not start")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class SessionWitness:
+    url: str
+    key: VerifierKey
+    data_dir: Path
+
+
+def log_keys(settings: Settings) -> list[VerifierKey]:
+    """The verifier keys of the log these settings sign (its origin is the app's address)."""
+    return [log_verifier_key(settings.log_name, key.key.public_key()) for key in server_keys(settings)]
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str, smtp_server: tuple[Mailbox, int]) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, smtp_server: tuple[Mailbox, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The app, and the public log's witness for the whole run, as `cleack witness` serves it."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = Settings(
@@ -185,19 +228,20 @@ def live_server(database_url: str, smtp_server: tuple[Mailbox, int]) -> Iterator
         base_url=base_url,
         smtp_url=f"smtp://127.0.0.1:{smtp_server[1]}",
         log_level="WARNING",
+        sandbox_beacon_period=1,
+        beacon_margin_seconds=0.5,
     )
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    yield LiveServer(base_url, settings)
-    server.should_exit = True
-    thread.join(timeout=10)
+    witness_port = free_port()
+    witness_dir = tmp_path_factory.mktemp("witness")
+    witness_app = create_witness_app(
+        WitnessConfig(data_dir=witness_dir, name="witness.test/session", log_keys=log_keys(settings))
+    )
+    witness = SessionWitness(f"http://127.0.0.1:{witness_port}", witness_app.state.witness.verifier_key, witness_dir)
+    settings = replace(settings, witnesses=(f"{witness.url} {witness.key.text}",))
+    with serve_in_thread(witness_app, witness_port, "witness"):
+        app = create_app(settings)
+        with serve_in_thread(app, port, "test server"):
+            yield LiveServer(base_url, settings, witness)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from web.admin.controllers import AdminController
 from web.billing.controllers import AdminBillingController, BillingController, apple_webhook, stripe_webhook
 from web.blacklist.controllers import BlacklistController
 from web.certificates.controllers import RevealController, SandboxBeaconController, signing_key_set
+from web.certificates.log_pages import LogController
 from web.certificates.pages import CertificatesController
 from web.credits.controllers import CreditsController
 from web.credits.services import WELCOME_BONUS
@@ -215,6 +216,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             WatchController,
             AnnouncementsController,
             CertificatesController,
+            LogController,
             RevealController,
             signing_key_set,
             SandboxBeaconController,

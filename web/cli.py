@@ -16,6 +16,7 @@ import click
 from web.certificates.commands import signing_key
 from web.fairness.commands import verify
 from web.settings import ConfigurationError, Settings, load_settings
+from web.witness.commands import witness
 
 
 def _settings() -> Settings:
@@ -56,6 +57,21 @@ def _event_loop_policy() -> None:
 
 
 async def _serve(settings: Settings, url: str, *, with_worker: bool, banner: list[str] | None = None) -> None:
+    """The web server (and a worker); with the worker, outside production, a local witness when WITNESSES names
+    none (a worker started on its own needs WITNESSES)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if with_worker and not settings.witnesses and not settings.is_production:
+            from web.witness.local import local_witness
+
+            settings = await stack.enter_async_context(local_witness(settings, url))
+            if banner:
+                banner.insert(
+                    -2, f"  Log witness:  {settings.witnesses[0].split()[0]} (development, beside this server)"
+                )
+        await _serve_app(settings, url, with_worker=with_worker, banner=banner)
+
+
+async def _serve_app(settings: Settings, url: str, *, with_worker: bool, banner: list[str] | None) -> None:
     import uvicorn
 
     from web.app import create_app
@@ -334,6 +350,7 @@ def restore(file: Path, yes: bool) -> None:
 
 main.add_command(verify)
 main.add_command(signing_key)
+main.add_command(witness)
 
 
 if __name__ == "__main__":

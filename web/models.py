@@ -14,8 +14,9 @@ from web.billing.models import (
     Subscription,
 )
 from web.blacklist.models import BlacklistEntry
+from web.certificates.models import LogCosignature, LogRecord
 from web.credits.models import Credit
-from web.draws.models import Announcement, Draw, DrawHistory, DrawParticipant
+from web.draws.models import Announcement, Draw, DrawBlacklistEntry, DrawHistory, DrawParticipant
 from web.mail import OutboxMessage
 from web.ratelimit import RateLimitHit
 from web.sandbox.models import SandboxAccount, SandboxGrant, SandboxPost, SandboxReply
@@ -32,8 +33,11 @@ __all__ = [
     "BlacklistEntry",
     "Credit",
     "Draw",
+    "DrawBlacklistEntry",
     "DrawHistory",
     "DrawParticipant",
+    "LogCosignature",
+    "LogRecord",
     "OAuthState",
     "OutboxMessage",
     "Payment",

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+
+from web.fairness.note import parse_verifier_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Machine-local state (embedded database, development secret); git-ignored.
 VAR_DIR = Path(os.environ.get("CLEACK_VAR_DIR") or PROJECT_ROOT / "var").resolve()
 ENVIRONMENTS = ("development", "test", "production")
+# drand's own relay: where rounds come from when BEACON_URL is unset and no sandbox beacon runs (production).
+DRAND_URL = "https://api.drand.sh"
+# A log's name is the first line of its checkpoints and the name of its key in signed notes.
+LOG_ORIGIN_FORM = re.compile(r"[A-Za-z0-9._:/-]{1,200}")
 
 
 class ConfigurationError(RuntimeError):
@@ -83,9 +92,18 @@ class Settings:
     token_keys: tuple[str, ...] = ()
     # Certificate signing keys, newest first, each `key` or `key@start time` (web/certificates/keys.py).
     signing_keys: tuple[str, ...] = ()
-    # The public randomness beacon (drand's HTTP API); unset: the sandbox beacon outside production, none in it.
+    # The public randomness beacon (drand's HTTP API); unset: the app's own sandbox beacon where the sandbox runs,
+    # else drand's relay and quicknet (always in production: randomness nobody holds).
     beacon_url: str | None = None
     beacon_chain_hash: str | None = None
+    # The sandbox beacon's round period, in whole seconds.
+    sandbox_beacon_period: int = 3
+    # A draw's deciding round is the first one published strictly after the seal's time plus this margin.
+    beacon_margin_seconds: float = 6.0
+    # The public log's name (its checkpoints' origin); unset: BASE_URL's host and port, then "/log".
+    log_origin: str | None = None
+    # The log's witnesses, each "URL VERIFIER-KEY" (docs/fairness.md); `cleack run` starts a local one when unset.
+    witnesses: tuple[str, ...] = ()
 
     @property
     def is_development(self) -> bool:
@@ -100,8 +118,24 @@ class Settings:
         return self.is_production or self.base_url.startswith("https://")
 
     @property
+    def log_name(self) -> str:
+        """The origin line of the log's checkpoints: LOG_ORIGIN, else e.g. `cleack.example/log`."""
+        return self.log_origin or f"{urlsplit(self.base_url).netloc or 'cleack.local'}/log"
+
+    @property
     def sandbox_enabled(self) -> bool:
         return self.sandbox and not self.is_production
+
+    @property
+    def beacon_relay(self) -> str:
+        """Where drand rounds are fetched: BEACON_URL, else the sandbox beacon where it runs, else drand's relay."""
+        if self.beacon_url:
+            return self.beacon_url
+        return f"{self.base_url}/sandbox/beacon" if self.sandbox_enabled else DRAND_URL
+
+    @property
+    def beacon_margin(self) -> datetime.timedelta:
+        return datetime.timedelta(seconds=self.beacon_margin_seconds)
 
     @property
     def payments_sandbox_enabled(self) -> bool:
@@ -203,6 +237,42 @@ def load_settings() -> Settings:
             parse_signing_keys(signing_keys)
         except SigningKeysError as exc:
             raise ConfigurationError(f"SIGNING_KEYS: {exc}") from exc
+    log_origin = (os.environ.get("LOG_ORIGIN") or "").strip() or None
+    if log_origin is not None and not LOG_ORIGIN_FORM.fullmatch(log_origin):
+        raise ConfigurationError(
+            "LOG_ORIGIN names the log in its checkpoints: letters, digits and . _ - / : only (cleack.example/log)"
+        )
+    witnesses = tuple(entry.strip() for entry in os.environ.get("WITNESSES", "").split(",") if entry.strip())
+    for entry in witnesses:
+        url, _, key = entry.partition(" ")
+        if not url.startswith(("http://", "https://")) or not key.strip():
+            raise ConfigurationError('each WITNESSES entry is "URL VERIFIER-KEY", e.g. "https://w.example w.example+…"')
+        try:
+            parse_verifier_key(key.strip())
+        except ValueError as exc:
+            raise ConfigurationError(f"WITNESSES: the key of {url}: {exc}") from exc
+    beacon_url = (os.environ.get("BEACON_URL") or "").strip().rstrip("/") or None
+    if beacon_url and not beacon_url.startswith(("http://", "https://")):
+        raise ConfigurationError("BEACON_URL is a drand relay's address, e.g. https://api.drand.sh")
+    beacon_chain_hash = (os.environ.get("BEACON_CHAIN_HASH") or "").strip().lower() or None
+    if beacon_chain_hash and not re.fullmatch(r"[0-9a-f]{64}", beacon_chain_hash):
+        raise ConfigurationError("BEACON_CHAIN_HASH is a drand chain hash: 64 hexadecimal digits")
+    if environment == "production" and beacon_chain_hash:
+        from web.fairness.drand import KNOWN_CHAINS
+
+        if beacon_chain_hash not in KNOWN_CHAINS:
+            raise ConfigurationError(
+                "production draws only on a chain whose public key Cleack pins (quicknet): unset BEACON_CHAIN_HASH"
+            )
+    period = os.environ.get("SANDBOX_BEACON_PERIOD", "").strip() or "3"
+    if not (period.isascii() and period.isdigit() and 1 <= int(period) <= 86400):
+        raise ConfigurationError("SANDBOX_BEACON_PERIOD is the sandbox beacon's period in whole seconds (1 to 86400)")
+    try:
+        beacon_margin_seconds = float(os.environ.get("BEACON_MARGIN_SECONDS", "").strip() or "6")
+    except ValueError:
+        beacon_margin_seconds = -1.0
+    if not 0 <= beacon_margin_seconds <= 3600:
+        raise ConfigurationError("BEACON_MARGIN_SECONDS is a number of seconds from 0 to 3600 (default 6)")
     sandbox = _flag("SANDBOX", True)
     if environment == "production" and os.environ.get("SANDBOX") and sandbox:
         raise ConfigurationError("the sandbox platforms are refused in production: unset SANDBOX")
@@ -216,6 +286,7 @@ def load_settings() -> Settings:
                 ("BASE_URL", os.environ.get("BASE_URL")),
                 ("TOKEN_KEYS", token_keys),
                 ("SIGNING_KEYS", signing_keys),
+                ("WITNESSES", witnesses),
             )
             if not value
         ]
@@ -255,6 +326,10 @@ def load_settings() -> Settings:
         sandbox_api_base=(os.environ.get("SANDBOX_API_URL") or "").rstrip("/") or None,
         token_keys=token_keys,
         signing_keys=signing_keys,
-        beacon_url=(os.environ.get("BEACON_URL") or "").rstrip("/") or None,
-        beacon_chain_hash=(os.environ.get("BEACON_CHAIN_HASH") or "").strip().lower() or None,
+        beacon_url=beacon_url,
+        beacon_chain_hash=beacon_chain_hash,
+        sandbox_beacon_period=int(period),
+        beacon_margin_seconds=beacon_margin_seconds,
+        log_origin=log_origin,
+        witnesses=witnesses,
     )

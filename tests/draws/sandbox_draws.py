@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,13 +20,19 @@ from uuid_utils.compat import uuid7
 
 from tests.conftest import Creator, LiveServer
 from tests.social.connect import callback, query_of, start
+from web.certificates.log import with_log_entry
 from web.db import session_factory
 from web.draws.engine import DrawEngine
 from web.draws.models import Draw, DrawHistory, DrawParticipant
+from web.draws.rules import CANONICAL_ORDER
 from web.draws.runner import DrawRunner, RunnerConfig
-from web.fairness import commitment, new_secret
+from web.draws.services import DrawService
+from web.fairness import new_secret
+from web.fairness.entries import Entry, derive_salt
+from web.fairness.entries_csv import EntryRow
 from web.sandbox.models import SandboxAccount, SandboxPost
 from web.sandbox.services import SCOPES, SandboxService
+from web.settings import Settings
 from web.social.models import SocialAccount
 from web.social.services import platform_http_client
 
@@ -49,6 +56,9 @@ class SandboxCreator:
     user: Creator
     account: SocialAccount
     sandbox_account: SandboxAccount
+    settings: Settings
+    # The creator's logged-in browser session.
+    client: httpx.AsyncClient
 
 
 @dataclass
@@ -98,7 +108,7 @@ def sandbox_creator(
         async with session_factory(engine)() as db:
             account = await db.scalar(sa.select(SocialAccount).where(SocialAccount.user_id == user.id))
         assert account is not None and account.username == username
-        return SandboxCreator(user, account, sandbox_account)
+        return SandboxCreator(user, account, sandbox_account, live_server.settings, client)
 
     return make
 
@@ -124,8 +134,10 @@ async def create_draw(
     scheduled_at: datetime.datetime | None = None,
     draw_id: uuid.UUID | None = None,
     secret: bytes | None = None,
+    sources: list[dict[str, Any]] | None = None,
 ) -> uuid.UUID:
-    """A pending draw as the creation form leaves it, and the nudge that wakes idle workers."""
+    """A pending draw as the creation form leaves it (its blacklist frozen, its opened record in the public log),
+    and the nudge that wakes idle workers."""
     config = config or RULES_OFF
     secret = secret or new_secret()
     draw = Draw(
@@ -133,8 +145,9 @@ async def create_draw(
         user_id=creator.user.id,
         social_account_id=creator.account.id,
         title="Summer giveaway",
-        platform="sandbox",
-        sources=[
+        platform="sandbox" if sources is None else "list",
+        sources=sources
+        or [
             {
                 "kind": "post",
                 "platform": "sandbox",
@@ -151,15 +164,39 @@ async def create_draw(
         alternates_count=config["alternates_count"],
         progress={"stage": "queued", "fetched": 0, "expected": sum(post.comments_count for post in posts)},
         secret=secret,
-        commitment=commitment(secret),
         scheduled_at=scheduled_at,
     )
     async with session_factory(engine)() as db:
         db.add(draw)
         await db.flush()
+        draw.progress = with_log_entry(draw.progress, await DrawService(db).open(draw, creator.settings))
         await db.execute(sa.select(sa.func.pg_notify("draw_queue", str(draw.id))))
         await db.commit()
     return draw.id
+
+
+async def entry_rows(engine: AsyncEngine, draw_id: uuid.UUID) -> list[EntryRow]:
+    """Every collected entry in canonical order, with its salt and verdict: the draw's entries.csv, as rows."""
+    async with session_factory(engine)() as db:
+        draw = await db.get(Draw, draw_id)
+        assert draw is not None and draw.secret is not None
+        participants = await db.scalars(
+            sa.select(DrawParticipant).where(DrawParticipant.draw_id == draw_id).order_by(sa.text(CANONICAL_ORDER))
+        )
+        rows = []
+        for participant in participants:
+            entry = Entry(
+                participant.platform, participant.platform_user_id, participant.username, participant.comment_id or ""
+            )
+            rows.append(
+                EntryRow(
+                    entry=entry,
+                    eligible=bool(participant.is_eligible),
+                    exclusion_reason=participant.exclusion_reason,
+                    salt=derive_salt(draw.secret, entry),
+                )
+            )
+        return rows
 
 
 async def load_draw(engine: AsyncEngine, draw_id: uuid.UUID) -> Draw:

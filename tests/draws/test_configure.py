@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import LiveServer, post_form
 from tests.draws.conftest import draw_fields, list_csv, submit_draw
+from web.certificates.models import LogRecord
 from web.credits.services import CreditsService
 from web.db import connect, session_factory
 from web.draws.models import Draw, DrawHistory, DrawParticipant
 from web.draws.services import draw_cost
+from web.fairness.log import blacklist_digest
 from web.social.models import SocialAccount
 
 
@@ -53,7 +55,7 @@ async def test_the_configure_page_offers_the_rules_and_the_upload(logged_in: Any
     assert 'data-testid="rule-require_like"' in page.text
 
 
-async def test_a_valid_list_draw_is_created_pending_with_its_commitment_history_and_entries(
+async def test_a_valid_list_draw_is_created_pending_with_its_opened_record_history_and_entries(
     logged_in: Any, grant: Any, engine: AsyncEngine, database_url: str
 ) -> None:
     client, user = await logged_in()
@@ -61,10 +63,11 @@ async def test_a_valid_list_draw_is_created_pending_with_its_commitment_history_
     async with connect(database_url) as listener:
         queued: asyncio.Queue[str] = asyncio.Queue()
         await listener.add_listener("draw_queue", lambda *args: queued.put_nowait(args[3]))
+        uploaded = "\ufeffusername,comment,platform\n@Alice,I want to win @bob,sandbox\nbob,win,\n".encode()
         response = await submit_draw(
             client,
             draw_fields(comment_keywords="win, friend", one_entry_per_user="on", min_mentions="1"),
-            "\ufeffusername,comment,platform\n@Alice,I want to win @bob,sandbox\nbob,win,\n".encode(),
+            uploaded,
             url="/draws/new",
         )
         assert response.status_code == 303, response.text
@@ -73,9 +76,10 @@ async def test_a_valid_list_draw_is_created_pending_with_its_commitment_history_
     async with session_factory(engine)() as db:
         draw = await db.get_one(Draw, draw_id)
         assert draw.status == "pending" and draw.platform == "list" and draw.user_id == user.id
-        assert draw.secret is not None and len(draw.secret) == 32
-        assert draw.commitment == hashlib.sha256(draw.secret).hexdigest()
-        assert draw.sources == [{"kind": "list", "platform": "list", "rows": 2}]
+        assert draw.secret is not None and len(draw.secret) == 32, "the key of the entries' salts"
+        assert draw.commitment is None
+        file_digest = hashlib.sha256(uploaded).hexdigest()
+        assert draw.sources == [{"kind": "list", "platform": "list", "rows": 2, "sha256": file_digest}]
         assert draw.config == {
             "filters": {"min_followers": 0, "exclude_suspicious": False, "exclude_businesses": False},
             "rules": {
@@ -91,7 +95,11 @@ async def test_a_valid_list_draw_is_created_pending_with_its_commitment_history_
         }
         history = list(await db.scalars(sa.select(DrawHistory).where(DrawHistory.draw_id == draw_id)))
         assert [row.action for row in history] == ["created"]
-        assert history[0].details["commitment"] == draw.commitment
+        opened = await db.scalar(sa.select(LogRecord).where(LogRecord.draw_id == draw_id))
+        assert opened is not None and opened.kind == "opened"
+        assert history[0].details["opened"] == opened.record_hash == opened.record["record_hash"]
+        assert opened.record["subjects"] == [f"file:{file_digest}"] and opened.record["config"] == draw.config
+        assert opened.record["blacklist"] == {"sha256": blacklist_digest([])[0], "count": 0}
         assert history[0].metadata_["ip"] == "127.0.0.1" and history[0].metadata_["user_agent"]
         entries = list(
             await db.scalars(
@@ -106,7 +114,7 @@ async def test_a_valid_list_draw_is_created_pending_with_its_commitment_history_
     ]
     assert all(entry.is_eligible is None for entry in entries)
     page = await client.get(f"/draws/{draw_id}")
-    assert draw.commitment is not None and draw.commitment in page.text
+    assert f'<a href="/log/{opened.seq}">record {opened.seq}</a>' in page.text
 
 
 async def test_a_scheduled_draw_keeps_its_start_time_in_utc(logged_in: Any, grant: Any, draw_row: Any) -> None:

@@ -20,6 +20,7 @@ from tests.draws.sandbox_draws import (
     create_post,
     engines,
     entry_counts,
+    entry_rows,
     history_actions,
     load_draw,
     sandbox_creator,
@@ -33,10 +34,10 @@ from web.credits.services import CreditsService
 from web.db import session_factory
 from web.draws import fetching
 from web.draws.lease import Lease
-from web.draws.models import Draw, DrawParticipant
-from web.draws.rules import CANONICAL_ORDER, SUSPICIOUS_WORDS
+from web.draws.models import DrawParticipant
+from web.draws.rules import SUSPICIOUS_WORDS
 from web.draws.services import DrawService
-from web.fairness import Entry, parse_key_set, verify_certificate
+from web.fairness import parse_key_set, verify_certificate
 from web.sandbox.services import SandboxService
 from web.social.providers import provider_for
 from web.social.providers.base import Page
@@ -200,18 +201,6 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
                 )
             ).all()
         )
-        rows = (
-            await db.execute(
-                sa.select(
-                    DrawParticipant.platform,
-                    DrawParticipant.platform_user_id,
-                    DrawParticipant.username,
-                    DrawParticipant.comment_id,
-                )
-                .where(DrawParticipant.draw_id == draw_id, DrawParticipant.is_eligible.is_(True))
-                .order_by(sa.text(CANONICAL_ORDER))
-            )
-        ).all()
     assert stored == {None: eligible, **expected}
     assert await entry_counts(engine, draw_id) == (10_000, 10_000)
 
@@ -225,16 +214,16 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
         assert by_id[winner["entry_id"]].text == winner["comment"]
         assert winner["selected_at"]
 
-    entries = [Entry(platform, user_id, username, comment_id or "") for platform, user_id, username, comment_id in rows]
     report = verify_certificate(
         draw.certificate,
-        entries=entries,
+        rows=await entry_rows(engine, draw_id),
         keys=parse_key_set(published_key_set(live_server.settings)),
+        witnesses=[live_server.witness.key],
     )
     assert report.ok, report
     assert draw.certificate_hash == draw.certificate["certificate_hash"]
     assert draw.progress["stage"] == "done" and draw.progress["percent"] == 100
-    assert await history_actions(engine, draw_id) == ["started", "completed"]
+    assert await history_actions(engine, draw_id) == ["started", "sealed", "completed"]
     assert await ledger_keys(engine, draw_id) == [f"draw:{draw_id}:debit"]
     assert await balance(engine, creator) == before - 1
 
@@ -249,7 +238,7 @@ async def test_a_draw_over_ten_thousand_comments_completes_with_winners_and_exac
     )
     assert await entry_counts(engine, draw_id) == (10_000, 10_000)
     assert await ledger_keys(engine, draw_id) == [f"draw:{draw_id}:debit"]
-    assert await history_actions(engine, draw_id) == ["started", "completed"]
+    assert await history_actions(engine, draw_id) == ["started", "sealed", "completed"]
 
 
 async def test_a_platform_listing_newest_first_leaves_each_person_their_earliest_entry(
@@ -326,7 +315,7 @@ async def test_a_rate_limited_draw_pauses_then_resumes_the_same_cursor_without_d
     assert draw.status == "completed", draw.error
     assert draw.participants_count == 4_500
     assert await entry_counts(engine, draw_id) == (4_500, 4_500)
-    assert await history_actions(engine, draw_id) == ["started", "completed"]
+    assert await history_actions(engine, draw_id) == ["started", "sealed", "completed"]
 
 
 async def test_a_page_the_platform_fails_is_retried_and_the_draw_completes(
@@ -403,7 +392,9 @@ async def test_cancelling_a_running_draw_stops_it_and_refunds_once(
 
     await wait_for(fetching_started)
     async with session_factory(engine)() as db:
-        await DrawService(db).cancel(creator.user.id, draw_id, Client(ip="203.0.113.9", user_agent="test"))
+        await DrawService(db).cancel(
+            creator.user.id, draw_id, Client(ip="203.0.113.9", user_agent="test"), live_server.settings
+        )
     assert await asyncio.wait_for(run, timeout=20) == "stopped"
 
     stored = await entry_counts(engine, draw_id)
@@ -436,11 +427,10 @@ async def test_a_creator_without_enough_credits_gets_a_failed_draw_and_pays_noth
 
 
 async def test_an_uploaded_list_goes_straight_to_the_rules(
-    engines: Engines, sandbox_creator: Any, engine: AsyncEngine
+    engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer
 ) -> None:
     creator = await sandbox_creator()
     config = {**RULES_OFF, "rules": {**RULES_OFF["rules"], "one_entry_per_user": True, "comment_keywords": ["win"]}}
-    draw_id = await create_draw(engine, creator, [], config)
     rows = [
         ("ana", "I want to WIN"),
         ("bob", "nice"),
@@ -448,11 +438,9 @@ async def test_an_uploaded_list_goes_straight_to_the_rules(
         ('cy "the \\ one"', "win please"),
         ("dée\n李", "win"),
     ]
+    sources = [{"kind": "list", "platform": "list", "rows": len(rows), "sha256": "ab" * 32}]
+    draw_id = await create_draw(engine, creator, [], config, sources=sources)
     async with session_factory(engine)() as db:
-        draw = await db.get(Draw, draw_id)
-        assert draw is not None
-        draw.platform = "list"
-        draw.sources = [{"kind": "list", "platform": "list", "rows": len(rows)}]
         for number, (name, text) in enumerate(rows, 1):
             db.add(
                 DrawParticipant(
@@ -474,18 +462,16 @@ async def test_an_uploaded_list_goes_straight_to_the_rules(
     assert (draw.participants_count, draw.eligible_count) == (5, 3)
     assert {winner["username"] for winner in draw.winners} == {"ana", 'cy "the \\ one"', "dée\n李"}
     assert next(winner for winner in draw.winners if winner["username"] == "ana")["entry_id"] == "row-1"
-    # The Merkle root PostgreSQL helped compute is the one the fairness core computes from the entries.
-    eligible = sorted(
-        (
-            Entry("list", name, name, f"row-{number}")
-            for number, (name, text) in enumerate(rows, 1)
-            if "win" in text.lower()
-        ),
-        key=lambda entry: entry.key,
-    )
-    eligible = [entry for entry in eligible if entry.entry_id != "row-3"]
+    # The Merkle roots PostgreSQL helped compute are those the fairness core computes from the entries.
     assert draw.certificate is not None
-    assert verify_certificate(draw.certificate, entries=eligible).first_failure is None
+    report = verify_certificate(
+        draw.certificate,
+        rows=await entry_rows(engine, draw_id),
+        keys=parse_key_set(published_key_set(live_server.settings)),
+        witnesses=[live_server.witness.key],
+    )
+    assert report.first_failure is None, report
+    assert {check.name for check in report.checks} >= {"merkle root", "collected root", "exclusions"}
 
 
 async def test_a_draw_nobody_is_eligible_for_completes_without_winners(

@@ -162,18 +162,20 @@ async def test_a_participant_gets_a_proof_that_cleack_verify_accepts(
 
     found = await client.get(
         f"/certificates/{draw.certificate_hash}/proof",
-        params={"platform": "sandbox", "username": "@" + member.username.upper()},
+        params={"platform": "sandbox", "username": "@" + member.username},
         headers={"HX-Request": "true"},
     )
 
     assert found.status_code == 200
     assert "is among the eligible entries" in found.text
+    assert found.text.count('data-testid="proof-verdict"') >= 1
     assert found.text.lstrip().startswith('<section class="card" id="proof"'), "htmx gets the fragment alone"
     # An entrant may have several eligible entries (the rules allow more than one per person): one proof each.
     download, *_ = re.findall(r'href="(/certificates/[0-9a-f]{64}/proof\.json\?[^"]+)"', found.text)
     proof = await save(client, download.replace("&amp;", "&"), tmp_path / "proof.json")
     document = json.loads(proof.read_text())
     assert document["leaf"]["username"] == member.username and document["tree_size"] == draw.eligible_count
+    assert document["tree"] == "eligible" and re.fullmatch(r"[0-9a-f]{32}", document["leaf"]["salt"])
     assert "comment" not in json.dumps(document), "the proof carries the entry's four fields, not its comment"
     certificate = await save(client, f"/certificates/{draw.certificate_hash}.json", tmp_path / "certificate.json")
     keys = await save(client, "/.well-known/cleack-signing-key", tmp_path / "keys.json")
@@ -188,23 +190,54 @@ async def test_a_participant_gets_a_proof_that_cleack_verify_accepts(
     assert verify(certificate, "--keys", keys, "--proof", tmp_path / "moved.json").exit_code != 0
 
 
-async def test_an_excluded_or_unknown_username_is_not_among_the_eligible_entries(
-    engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer, client: httpx.AsyncClient
+async def test_an_excluded_participant_gets_the_proof_of_their_verdict(
+    engines: Engines,
+    sandbox_creator: Any,
+    engine: AsyncEngine,
+    live_server: LiveServer,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     [draw] = await run_draws(engines, sandbox_creator, engine, live_server, 1)
     _, excluded = await eligible_and_excluded(engine, draw)
+    url = f"/certificates/{draw.certificate_hash}/proof"
 
-    for username in (excluded.username, "nobody_at_all"):
+    page = await client.get(url, params={"platform": "sandbox", "username": excluded.username})
+    as_json = await client.get(url + ".json", params={"platform": "sandbox", "username": excluded.username})
+
+    assert page.status_code == 200
+    assert f"@{excluded.username}'s entry" in page.text and "left out: keyword missing" in page.text
+    document = as_json.json()
+    assert document["tree"] == "collected" and document["verdict"] == "keyword_missing"
+    assert document["tree_size"] == draw.participants_count
+    certificate = await save(client, f"/certificates/{draw.certificate_hash}.json", tmp_path / "certificate.json")
+    keys = await save(client, "/.well-known/cleack-signing-key", tmp_path / "keys.json")
+    (tmp_path / "proof.json").write_text(json.dumps(document))
+    result = verify(certificate, "--keys", keys, "--proof", tmp_path / "proof.json")
+    assert result.exit_code == 0, result.output
+    # The same entry claimed eligible, or excluded for another reason, does not lead to the sealed root.
+    for verdict in ("eligible", "duplicate"):
+        (tmp_path / "lie.json").write_text(json.dumps({**document, "verdict": verdict}))
+        assert verify(certificate, "--keys", keys, "--proof", tmp_path / "lie.json").exit_code != 0
+
+
+async def test_a_lookup_matches_the_handle_exactly_and_an_unknown_one_is_not_found(
+    engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    [draw] = await run_draws(engines, sandbox_creator, engine, live_server, 1)
+    member, _ = await eligible_and_excluded(engine, draw)
+
+    for username in (member.username.upper(), "nobody_at_all"):
         page = await client.get(
             f"/certificates/{draw.certificate_hash}/proof", params={"platform": "sandbox", "username": username}
         )
         assert page.status_code == 200
-        assert f"@{username} on sandbox is not among the eligible entries" in page.text
+        assert f"@{username} on sandbox is not among the collected entries" in page.text
         as_json = await client.get(
             f"/certificates/{draw.certificate_hash}/proof.json", params={"platform": "sandbox", "username": username}
         )
         assert as_json.status_code == 404
-        assert as_json.json() == {"error": "not among the eligible entries"}
+        assert as_json.json() == {"error": "no entry of this username was collected"}
 
 
 async def test_a_lookup_with_a_missing_or_wrong_field_says_which(
@@ -252,3 +285,37 @@ async def test_a_certificate_altered_in_the_database_shows_as_failing_on_its_pag
     assert page.status_code == 200
     assert "Some checks failed: this certificate is not valid." in page.text
     assert re.search(r'aria-label="failed">✗</span>\s*<span><strong>certificate hash</strong>', page.text)
+
+
+async def test_list_rows_of_any_platform_and_any_username_get_their_proof(
+    list_draw: Any, engines: Engines, engine: AsyncEngine, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    rows = [
+        ("x", "zoë🎉", "I want to win"),
+        ("instagram", "Ana_Lima", "count me in"),
+        ("instagram", "ana_lima", "me too"),
+        ("tiktok", "東京の猫", "please"),
+    ]
+    csv_bytes = ("platform,username,comment\n" + "".join(f"{p},{u},{c}\n" for p, u, c in rows)).encode()
+    _, _, draw_id = await list_draw(csv_bytes=csv_bytes)
+    assert await engines.runner().run_next(asyncio.Event())
+    draw = await load_draw(engine, uuid.UUID(draw_id))
+    assert draw.status == "completed", draw.error
+    url = f"/certificates/{draw.certificate_hash}/proof.json"
+    certificate = await save(client, f"/certificates/{draw.certificate_hash}.json", tmp_path / "certificate.json")
+    keys = await save(client, "/.well-known/cleack-signing-key", tmp_path / "keys.json")
+
+    for platform, username, _ in rows:
+        answer = await client.get(url, params={"platform": platform, "username": username})
+
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["leaf"]["username"] == username and answer.json()["leaf"]["platform"] == platform
+        disposition = answer.headers["content-disposition"]
+        assert disposition.startswith('attachment; filename="') and "filename*=UTF-8''" in disposition
+        assert disposition.isascii()
+        (tmp_path / "proof.json").write_bytes(answer.content)
+        assert verify(certificate, "--keys", keys, "--proof", tmp_path / "proof.json").exit_code == 0
+
+    # The handle is matched exactly: Ana_Lima's proof is Ana_Lima's alone.
+    exact = await client.get(url, params={"platform": "instagram", "username": "ANA_LIMA"})
+    assert exact.status_code == 404

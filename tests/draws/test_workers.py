@@ -33,7 +33,9 @@ from web.credits.services import CreditsService
 from web.db import session_factory
 from web.draws.models import DrawHistory, DrawParticipant
 from web.draws.rules import CANONICAL_ORDER
-from web.fairness import MerkleBuilder, select_winners
+from web.fairness import MerkleBuilder
+from web.fairness.certificate_v2 import select_winners_v2
+from web.fairness.entries import Entry, derive_salt, leaf_v2
 
 __all__ = ["engines", "sandbox_creator"]  # fixtures used below
 
@@ -104,7 +106,7 @@ async def test_two_runners_racing_never_take_the_same_draw(
     assert owners <= {"worker-a", "worker-b"}
     assert debits == 5
     for draw in draws:
-        assert await history_actions(engine, draw) == ["started", "completed"]
+        assert await history_actions(engine, draw) == ["started", "sealed", "completed"]
         assert await entry_counts(engine, draw) == (1_500, 1_500)
 
 
@@ -188,6 +190,9 @@ def worker_processes(database_url: str, live_server: LiveServer) -> Iterator[Any
         "SECRET_KEY": live_server.settings.secret_key,
         "BASE_URL": live_server.url,
         "SANDBOX_API_URL": live_server.url,
+        "WITNESSES": ",".join(live_server.settings.witnesses),
+        "SANDBOX_BEACON_PERIOD": str(live_server.settings.sandbox_beacon_period),
+        "BEACON_MARGIN_SECONDS": str(live_server.settings.beacon_margin_seconds),
         "CLEACK_DRAW_LEASE_SECONDS": "2",
         "CLEACK_DRAW_POLL_SECONDS": "0.5",
         "LOG_LEVEL": "INFO",
@@ -249,7 +254,7 @@ async def test_a_killed_worker_process_is_taken_over_and_the_winners_are_the_sam
     assert await asyncio.to_thread(second.wait, 15) == 0
     draw = await load_draw(engine, draw_id)
     assert draw.status == "completed", draw.error
-    assert await history_actions(engine, draw_id) == ["started", "retried", "completed"]
+    assert await history_actions(engine, draw_id) == ["started", "retried", "sealed", "completed"]
     async with session_factory(engine)() as db:
         retried = await db.scalar(
             sa.select(DrawHistory.details).where(DrawHistory.draw_id == draw_id, DrawHistory.action == "retried")
@@ -261,15 +266,15 @@ async def test_a_killed_worker_process_is_taken_over_and_the_winners_are_the_sam
     assert debits == 1
     assert await entry_counts(engine, draw_id) == (30_000, 30_000)
 
-    # The winners are those the published algorithm picks from these entries with this secret and draw id.
+    # The winners are those the published algorithm picks from the sealed entries and the public round.
     eligible = await eligible_in_canonical_order(engine, draw_id)
+    assert draw.certificate is not None and draw.secret is not None and len(eligible) == draw.eligible_count
     builder = MerkleBuilder()
-    builder.add_rows(eligible)
-    assert draw.secret is not None and len(eligible) == draw.eligible_count
-    selection = select_winners(
-        secret=draw.secret,
-        merkle_root=builder.root(),
-        draw_id=draw_id,
+    builder.add_leaf_hashes(leaf_v2(Entry(*row), derive_salt(draw.secret, Entry(*row))) for row in eligible)
+    assert builder.root().hex() == draw.certificate["sealed"]["merkle_root"]
+    selection = select_winners_v2(
+        sealed_record_hash=bytes.fromhex(draw.certificate["sealed"]["record_hash"]),
+        randomness=bytes.fromhex(draw.certificate["beacon"]["randomness"]),
         eligible=len(eligible),
         winners_count=5,
         alternates_count=3,
@@ -309,7 +314,7 @@ async def test_a_worker_stopped_with_sigterm_gives_the_draw_back_at_once(
 
     assert await engines.runner().run_next(asyncio.Event())
     assert await status_of(engine, draw_id) == "completed"
-    assert await history_actions(engine, draw_id) == ["started", "retried", "completed"]
+    assert await history_actions(engine, draw_id) == ["started", "retried", "sealed", "completed"]
     async with session_factory(engine)() as db:
         stored = await db.scalar(
             sa.select(sa.func.count(sa.distinct(DrawParticipant.comment_id))).where(DrawParticipant.draw_id == draw_id)

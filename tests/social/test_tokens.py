@@ -67,6 +67,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://cleack@db/cleack",
     "SMTP_URL": "smtp://mail:25",
     "BASE_URL": "https://cleack.example",
+    "WITNESSES": "https://witness.example witness.example+7e81f231+BAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4",
     "SIGNING_KEYS": signing_key_text(generate_signing_key()),
 }
 

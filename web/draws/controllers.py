@@ -48,7 +48,8 @@ from web.draws.services import (
 )
 from web.fairness.entries import Entry
 from web.fairness.entries_csv import COLUMNS as ENTRIES_COLUMNS
-from web.fairness.entries_csv import EntryRow, entries_csv_row
+from web.fairness.entries_csv import COLUMNS_V2, EntryRow, entries_csv_row
+from web.fairness.sampling import ALGORITHM
 from web.htmx import redirect, render
 from web.security import current_user, requires_login
 from web.social.models import SocialAccount
@@ -174,6 +175,7 @@ class DrawsController(Controller):
             config=draw_config(form.cleaned),
             scheduled_at=form.cleaned.get("scheduled_at"),
             client=client_of(request),
+            settings=request.app.state.settings,
         )
         return redirect(request, f"/draws/{draw.id}")
 
@@ -212,7 +214,7 @@ class DrawsController(Controller):
     ) -> Response[Any]:
         user = current_user(request)
         assert user is not None
-        draw = await draws.cancel(user.id, draw_id, client_of(request))
+        draw = await draws.cancel(user.id, draw_id, client_of(request), request.app.state.settings)
         if draw is None:
             raise NotFoundException()
         return redirect(request, f"/draws/{draw.id}")
@@ -244,7 +246,8 @@ class DrawsController(Controller):
         """Every collected entry, in the canonical order, as `cleack verify` reads it."""
         draw = await _owned(request, draws, draw_id)
         rows = stream_rows(request.app.state.read_pool, ENTRIES_IN_CANONICAL_ORDER, draw.id)
-        return _csv_download(_entries_lines(rows), f"draw-{draw.id}-entries.csv")
+        salted = (draw.certificate or {}).get("algorithm") != ALGORITHM
+        return _csv_download(_entries_lines(rows, salted=salted), f"draw-{draw.id}-entries.csv")
 
     @get("/{draw_id:uuid}/winners.csv", name="draws:winners-csv")
     async def winners_csv(self, request: Request[Any, Any, Any], draws: Draws, draw_id: FromPath[uuid.UUID]) -> Stream:
@@ -373,9 +376,10 @@ async def _encoded(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:
     yield "".join(batch).encode()
 
 
-async def _entries_lines(rows: AsyncIterator[Any]) -> AsyncIterator[str]:
-    """The fairness entries CSV: identity cells exactly as hashed, free text made safe for spreadsheets."""
-    yield csv_line(ENTRIES_COLUMNS)
+async def _entries_lines(rows: AsyncIterator[Any], *, salted: bool) -> AsyncIterator[str]:
+    """The fairness entries CSV: identity cells exactly as hashed, free text made safe for spreadsheets; with each
+    entry's salt for a cleack-draw-v2 draw (a v1 certificate's entries had none)."""
+    yield csv_line(COLUMNS_V2 if salted else ENTRIES_COLUMNS)
     async for row in rows:
         entry = EntryRow(
             entry=Entry(row["platform"], row["platform_user_id"], row["username"], row["comment_id"] or ""),
@@ -383,8 +387,9 @@ async def _entries_lines(rows: AsyncIterator[Any]) -> AsyncIterator[str]:
             exclusion_reason=row["exclusion_reason"],
             comment=safe_cell(row["comment"]) if row["comment"] else None,
             commented_at=row["commented_at"],
+            salt=row["salt"],
         )
-        yield csv_line(entries_csv_row(entry))
+        yield csv_line(entries_csv_row(entry, salted=salted))
 
 
 async def _winners_lines(draw: Draw) -> AsyncIterator[str]:

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from web.certificates.keys import current_signing_key, server_keys
+from web.certificates.log import append_record, draw_record, lock_log, with_log_entry
+from web.certificates.models import LogRecord
 from web.credits.services import CreditsService
 from web.db import connect
 from web.draws.fetching import EntryFetcher, follow_scopes
@@ -39,16 +41,15 @@ from web.draws.lease import (
 )
 from web.draws.models import Draw
 from web.draws.rules import Verdicts, has_list, settle_verdicts
-from web.draws.selection import SORT_MEMORY, Drawn, draw_winners, one_platform
-from web.draws.services import certified_newest_first, draw_cost
-from web.fairness import DrawFacts, build_certificate
+from web.draws.sealing import Outcome, Sealing
+from web.draws.selection import SORT_MEMORY, SealedEntries, one_platform
+from web.draws.services import DrawService, certified_newest_first, draw_cost
+from web.fairness.certificate_v2 import select_winners_v2
 from web.settings import Settings
 from web.social.services import SocialService
 
 log = logging.getLogger(__name__)
 
-# Serialises certificate issuing, so that each one names the one issued before it.
-CERTIFICATE_CHAIN_LOCK = 0x436C6561636B
 FILTER_PERCENT = 90
 SELECT_PERCENT = 95
 SAVE_VERDICTS = """
@@ -82,8 +83,12 @@ class DrawEngine:
         draw.lease_expires_at = sa.func.now() + datetime.timedelta(seconds=lease.seconds)
         draw.executed_at = utcnow()
         draw.credits_used = cost
-        draw.progress = new_progress(expected_entries(draw.sources) or None)
+        logged = (draw.progress or {}).get("log", [])
+        draw.progress = {**new_progress(expected_entries(draw.sources) or None), "log": logged}
         draw.fetch_cursor = {"tasks": {}}
+        if await draw_record(db, draw.id, "opened") is None:
+            # A draw created before the public log existed is opened now, its blacklist frozen as it stands.
+            draw.progress = with_log_entry(draw.progress, await DrawService(db).open(draw, self.settings))
         record_history(db, draw, "started", {"cost": cost, "worker": lease.owner})
         await db.execute(sa.select(sa.func.pg_notify(PROGRESS_CHANNEL, str(draw.id))))
         await CreditsService(db).debit(
@@ -136,12 +141,15 @@ class DrawEngine:
             if draw is None or draw.status != "processing" or draw.lease_owner != lease.owner:
                 await db.commit()
                 return
+            stage = str((draw.progress or {}).get("stage") or "queued")
             draw.status = "failed"
             draw.error = message[:1000]
             draw.completed_at = utcnow()
             draw.lease_expires_at = None
             draw.progress = {**(draw.progress or {}), "stage": "done", "paused_until": None, "message": message}
-            record_history(db, draw, "failed", {"error": message, "refunded": draw.credits_used})
+            failed = await append_failed(db, self.settings, draw, stage, message)
+            draw.progress = with_log_entry(draw.progress, failed)
+            record_history(db, draw, "failed", {"error": message, "refunded": draw.credits_used, "log_seq": failed.seq})
             await db.execute(sa.select(sa.func.pg_notify(PROGRESS_CHANNEL, str(draw.id))))
             log.info("draw failed", extra={"draw": str(draw.id), "reason": message})
             if draw.credits_used > 0:
@@ -154,14 +162,15 @@ class DrawEngine:
             else:
                 await db.commit()
 
-    async def complete(self, lease: Lease, verdicts: Verdicts, drawn: Drawn, timings: dict[str, float]) -> None:
-        """Winners, certificate (chained to the previous one), `completed`: one transaction under the lease."""
+    async def complete(self, lease: Lease, outcome: Outcome, timings: dict[str, float]) -> None:
+        """Winners, certificate (chained to the previous one), its certified record, `completed`: one transaction
+        under the lease."""
         async with self.session_maker() as db:
             current = await db.scalar(sa.select(Draw).where(Draw.id == lease.draw_id).with_for_update())
             if current is None or current.status != "processing" or current.lease_owner != lease.owner:
                 await db.commit()
                 raise RunStopped
-            await db.execute(sa.select(sa.func.pg_advisory_xact_lock(CERTIFICATE_CHAIN_LOCK)))
+            await lock_log(db)
             last = (await db.execute(certified_newest_first(Draw.certificate_hash, Draw.completed_at).limit(1))).first()
             previous = last.certificate_hash if last is not None else None
             # The chain's order is completed_at's: a worker whose clock lags must still come after the last link.
@@ -169,70 +178,66 @@ class DrawEngine:
             if last is not None and last.completed_at is not None and now <= last.completed_at:
                 now = last.completed_at + datetime.timedelta(milliseconds=1)
             certifying = time.monotonic()
-            assert current.secret is not None and current.executed_at is not None
-            certificate = build_certificate(
-                draw=DrawFacts(
-                    id=current.id,
-                    title=current.title,
-                    platforms=sorted({str(source.get("platform")) for source in current.sources}),
-                    sources=[_public_source(source) for source in current.sources],
-                    created_at=current.created_at,
-                    started_at=current.executed_at,
-                    completed_at=now,
-                ),
-                config=current.config,
-                participants=verdicts.participants,
-                excluded=verdicts.excluded,
-                eligible=verdicts.eligible,
-                merkle_root=drawn.merkle_root,
-                secret=current.secret,
-                winners=[picked.pick for picked in drawn.winners],
-                alternates=[picked.pick for picked in drawn.alternates],
-                signing_key=current_signing_key(self.settings, now),
-                issued_at=now,
-                previous_certificate_hash=previous,
+            assert current.executed_at is not None
+            try:
+                certificate = outcome.certificate(current, now, previous, current_signing_key(self.settings, now))
+            except ValueError as exc:
+                # The draw no longer matches what its records fixed (its rules, sources or entries were changed).
+                raise DrawFailed(f"The certificate could not be issued: {exc}.") from exc
+            certified = await append_record(
+                db,
+                self.settings,
+                "certified",
+                current.id,
+                sealed=outcome.sealed.record_hash,
+                certificate_hash=certificate["certificate_hash"],
             )
             timings = {**timings, "select": timings.get("select", 0.0) + time.monotonic() - certifying}
             current.status = "completed"
             current.completed_at = now
             current.lease_expires_at = None
-            current.winners = [picked.record(position, now) for position, picked in enumerate(drawn.winners, 1)]
-            current.alternates = [picked.record(position, now) for position, picked in enumerate(drawn.alternates, 1)]
-            current.participants_count = verdicts.participants
-            current.eligible_count = verdicts.eligible
-            current.merkle_root = drawn.merkle_root.hex()
+            current.winners = [picked.record(position, now) for position, picked in enumerate(outcome.winners, 1)]
+            current.alternates = [picked.record(position, now) for position, picked in enumerate(outcome.alternates, 1)]
+            current.participants_count = outcome.verdicts.participants
+            current.eligible_count = outcome.verdicts.eligible
+            current.merkle_root = outcome.roots.merkle_root.hex()
             current.certificate = certificate
             current.certificate_hash = certificate["certificate_hash"]
             current.progress = {
-                **(current.progress or {}),
+                **with_log_entry(current.progress, certified),
                 "stage": "done",
                 "percent": 100,
                 "paused_until": None,
-                "message": None if verdicts.eligible else "No entry met the rules: there is no winner.",
+                "message": None if outcome.verdicts.eligible else "No entry met the rules: there is no winner.",
             }
             record_history(
                 db,
                 current,
                 "completed",
                 {
-                    "winners": len(drawn.winners),
-                    "alternates": len(drawn.alternates),
-                    "participants": verdicts.participants,
-                    "eligible": verdicts.eligible,
+                    "winners": len(outcome.winners),
+                    "alternates": len(outcome.alternates),
+                    "participants": outcome.verdicts.participants,
+                    "eligible": outcome.verdicts.eligible,
                     "certificate_hash": certificate["certificate_hash"],
+                    "log_seq": certified.seq,
+                    "beacon_round": outcome.beacon.round,
                     "seconds": {stage: round(value, 3) for stage, value in timings.items()},
                 },
             )
             await db.execute(sa.select(sa.func.pg_notify(PROGRESS_CHANNEL, str(current.id))))
             await db.commit()
         log.info(
-            "draw completed", extra={"draw": str(lease.draw_id), "eligible": verdicts.eligible, "seconds": timings}
+            "draw completed",
+            extra={"draw": str(lease.draw_id), "eligible": outcome.verdicts.eligible, "seconds": timings},
         )
 
 
-def _public_source(source: dict[str, Any]) -> dict[str, Any]:
-    """A source as the public certificate names it (without our internal account id)."""
-    return {key: value for key, value in source.items() if key != "account_id"}
+async def append_failed(db: AsyncSession, settings: Settings, draw: Draw, stage: str, message: str) -> LogRecord:
+    """The draw's failed record; a draw that never reached the log (created before it existed) is opened first."""
+    if await draw_record(db, draw.id, "opened") is None:
+        await DrawService(db).open(draw, settings)
+    return await append_record(db, settings, "failed", draw.id, stage=stage, reason=message[:500])
 
 
 class DrawRun:
@@ -262,17 +267,51 @@ class DrawRun:
             verdicts = Verdicts(**cursor["verdicts"])
         self.lease.check_shutdown()
         started = time.monotonic()
-        drawn = await draw_winners(
-            self.writer,
-            self.draw.id,
-            self.draw.secret or b"",
-            verdicts.eligible,
-            self.draw.winners_count,
-            self.draw.alternates_count,
-            one_platform=one_platform(self.draw.sources),
-        )
+        sealing = Sealing(self)
+        async with SealedEntries(self.writer, self.draw.id, one_platform=one_platform(self.draw.sources)) as entries:
+            assert entries.roots is not None
+            sealed = await sealing.seal(verdicts, entries.roots)
+            self.timings["seal"] = time.monotonic() - started
+            waited = time.monotonic()
+            cosigned = await sealing.witness(sealed)
+            log_proof = await sealing.log_proof(sealed, cosigned)
+            chain, beacon = await sealing.randomness(sealed)
+            self.timings["randomness"] = time.monotonic() - waited
+            self.lease.check_shutdown()
+            started = time.monotonic()
+            selection = select_winners_v2(
+                sealed_record_hash=bytes.fromhex(sealed.record_hash),
+                randomness=bytes.fromhex(beacon.randomness),
+                eligible=entries.roots.eligible,
+                winners_count=self.draw.winners_count,
+                alternates_count=self.draw.alternates_count,
+            )
+            winners = [await entries.pick(index) for index in selection.winner_indices]
+            alternates = [await entries.pick(index) for index in selection.alternate_indices]
         self.timings["select"] = time.monotonic() - started
-        await self.engine.complete(self.lease, verdicts, drawn, self.timings)
+        outcome = Outcome(
+            verdicts=verdicts,
+            roots=entries.roots,
+            opened=await self.opened_record(),
+            sealed=sealed,
+            log=log_proof,
+            chain=chain,
+            beacon=beacon,
+            seed=selection.seed,
+            winners=winners,
+            alternates=alternates,
+            salt_key=self.draw.secret or b"",
+            settings=self.engine.settings,
+        )
+        await self.engine.complete(self.lease, outcome, self.timings)
+
+    async def opened_record(self) -> LogRecord:
+        async with self.engine.session_maker() as db:
+            opened = await draw_record(db, self.draw.id, "opened")
+            await db.commit()
+        if opened is None:
+            raise DrawFailed("The draw has no opened record in the public log.")
+        return opened
 
     async def filter(self) -> Verdicts:
         """The rules over every entry, and the counts per reason, in one transaction under the lease."""
@@ -286,7 +325,7 @@ class DrawRun:
             verdicts = await settle_verdicts(
                 self.writer,
                 self.draw.id,
-                self.draw.user_id,
+                self.draw.secret or b"",
                 self.draw.config,
                 follow_scopes(self.draw.sources),
                 has_list=has_list(self.draw.sources),

@@ -135,7 +135,7 @@ class EntryFetcher:
         # A page's commit need not wait for the disk: if the database itself crashes, the page and its cursor
         # are lost together, and the draw resumes from the cursor before them.
         await self.writer.execute("SET synchronous_commit = off")
-        blacklist = await has_blacklist(self.writer, self.draw.user_id)
+        blacklist = await has_blacklist(self.writer, self.draw.id)
         self.rules = rule_arguments(
             self.draw.config,
             has_blacklist=blacklist,
@@ -322,7 +322,7 @@ class EntryFetcher:
         await self.writer.copy_records_to_table("incoming_entries", records=records, columns=STAGED_COLUMNS)
         statement = STORE_STAGED_SKIPPING_STORED if skip_stored else STORE_STAGED
         stored, overtakes = await self.writer.fetchrow(
-            statement, self.draw.id, self.draw.user_id, *self.rules, platform, task.source_index
+            statement, self.draw.id, self.draw.secret, *self.rules, platform, task.source_index
         )
         if overtakes:
             await self.writer.execute(STORE_OVERTAKEN, self.draw.id, platform)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import io
 import re
 import unicodedata
@@ -271,6 +272,8 @@ class EntryList:
     columns: frozenset[str] = frozenset()
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
+    # SHA-256 of the uploaded file's bytes, hex: named in the draw's opened record.
+    sha256: str = ""
 
     def problem(self, line: int, message: str) -> None:
         self.problem_count += 1
@@ -317,7 +320,7 @@ def parse_entry_list(data: bytes) -> EntryList:
         raise ListRefused("Line 1: a column is named twice.")
     if "username" not in names:
         raise ListRefused("Line 1: the username column is missing.")
-    result = EntryList(columns=frozenset(names))
+    result = EntryList(columns=frozenset(names), sha256=hashlib.sha256(data).hexdigest())
     line = 1
     try:
         for fields in reader:

@@ -16,7 +16,7 @@ from web.social.models import PLATFORMS
 
 DRAW_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 DRAW_PLATFORMS = (*PLATFORMS, "list", "multi")
-HISTORY_ACTIONS = ("created", "started", "completed", "failed", "cancelled", "retried")
+HISTORY_ACTIONS = ("created", "started", "sealed", "completed", "failed", "cancelled", "retried")
 EXCLUSION_REASONS = (
     "duplicate",
     "blacklisted",
@@ -147,6 +147,16 @@ class DrawEngagement(orm_registry.generate_base()):  # type: ignore[misc]
     # A like belongs to the post of that source; a follow to the first source on that account.
     source_index: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     platform_user_id: Mapped[str] = mapped_column(sa.String(128, collation="C"), primary_key=True)
+
+
+class DrawBlacklistEntry(orm_registry.generate_base()):  # type: ignore[misc]
+    """The creator's blacklist as it stood when the draw was created: later changes do not apply to the draw."""
+
+    __tablename__ = "draw_blacklists"
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("draws.id", ondelete="CASCADE"), primary_key=True)
+    platform: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
 
 
 class DrawHistory(UUIDv7Base):

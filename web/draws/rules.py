@@ -11,7 +11,11 @@ but `blacklisted`. An uploaded list's rows are stored without a verdict and get 
 the rules run, with one statement that re-ranks every person's entries (MARK_DUPLICATES);
 entries of people blacklisted while the draw ran are settled then too.
 
-Parameters of the statements: $1 draw id, $2 creator's user id, then `rule_arguments` (except STORE_OVERTAKEN).
+The blacklist is the one frozen for the draw when it was created (`draw_blacklists`): a change made later does
+not apply to it. Every entry, eligible or not, gets its salted Merkle leaf as it is stored, so that the seal
+commits to each collected entry with its verdict (docs/fairness.md).
+
+Parameters of the statements: $1 draw id, $2 the draw's salt key, then `rule_arguments` (except STORE_OVERTAKEN).
 """
 
 from __future__ import annotations
@@ -57,13 +61,23 @@ ENTRY_COLUMNS = (
 )
 
 
-def _leaf_hash(row: str) -> str:
-    """SHA-256(0x00 ‖ canonical JSON of [platform, platform_user_id, username, entry_id]) as web.fairness.entries
-    computes it: PostgreSQL's to_json escapes a string exactly as the canonical encoding does."""
+def encoded_entry(row: str) -> str:
+    """The canonical JSON of [platform, platform_user_id, username, entry_id] as UTF-8, as web.fairness.entries
+    encodes it: PostgreSQL's to_json escapes a string exactly as the canonical encoding does."""
     fields = " || ',' || ".join(
         f"to_json({row}.{column}::text)::text" for column in ("platform", "platform_user_id", "username", "comment_id")
     )
-    return f"sha256('\\x00'::bytea || convert_to('[' || {fields} || ']', 'UTF8'))"
+    return f"convert_to('[' || {fields} || ']', 'UTF8')"
+
+
+def entry_salt(row: str, salt_key: str = "$2::bytea") -> str:
+    """The entry's 16-byte salt: SHA-256(salt key ‖ encoded entry), first 16 bytes (web.fairness.derive_salt)."""
+    return f"substring(sha256({salt_key} || {encoded_entry(row)}) FROM 1 FOR 16)"
+
+
+def _leaf_hash(row: str) -> str:
+    """SHA-256(0x00 ‖ salt ‖ encoded entry): the salted leaf of web.fairness.entries."""
+    return f"sha256('\\x00'::bytea || {entry_salt(row)} || {encoded_entry(row)})"
 
 
 def _person_order(row: str) -> str:
@@ -87,8 +101,8 @@ def _verdict(row: str, duplicate: str) -> str:
     return f"""
         CASE
             WHEN $3::boolean AND EXISTS (
-                SELECT 1 FROM blacklist b
-                WHERE b.user_id = $2 AND b.is_active AND b.platform IN ({row}.platform, 'all')
+                SELECT 1 FROM draw_blacklists b
+                WHERE b.draw_id = $1 AND b.platform IN ({row}.platform, 'all')
                   AND b.username = lower(btrim(ltrim(btrim(normalize({row}.username, NFKC)), '@')))
             ) THEN 'blacklisted'
             WHEN $4::boolean AND {duplicate} THEN 'duplicate'
@@ -128,8 +142,8 @@ AS SELECT {", ".join(STAGED_COLUMNS)} FROM draw_participants WITH NO DATA
 
 
 def _store_staged(*, skip_stored: bool) -> str:
-    """A page of comments, from `incoming_entries`, stored with each entry's verdict and, when eligible, its Merkle
-    leaf; $13 is the platform and $14 the source's index. A comment repeats its author when an earlier one of theirs
+    """A page of comments, from `incoming_entries`, stored with each entry's verdict and its salted Merkle leaf;
+    $13 is the platform and $14 the source's index. A comment repeats its author when an earlier one of theirs
     is on the page or already stored (with one_entry_per_user, $4). The answer says how many were stored and
     whether the page holds someone's earliest entry so far, ahead of one stored before (then STORE_OVERTAKEN runs).
 
@@ -155,7 +169,7 @@ WITH staged AS (
 stored AS (
     INSERT INTO draw_participants ({", ".join(ENTRY_COLUMNS)}, is_eligible, exclusion_reason, leaf_hash)
     SELECT {", ".join("s." + column for column in ENTRY_COLUMNS)}, v.reason IS NULL, v.reason,
-           CASE WHEN v.reason IS NULL THEN {_leaf_hash("s")} END
+           {_leaf_hash("s")}
     FROM staged s
     -- OFFSET 0 keeps the verdict computed once per row, though it is read three times.
     CROSS JOIN LATERAL (SELECT {_verdict("s", duplicate)} AS reason OFFSET 0) v
@@ -210,14 +224,6 @@ WHERE p.id = r.id AND r.nth > 1
   AND {_turns_duplicate("r")}
 """  # noqa: S608 - only this module's constants are interpolated
 
-BLACKLIST_LATECOMERS = """
-UPDATE draw_participants p SET is_eligible = false, exclusion_reason = 'blacklisted'
-WHERE p.draw_id = $1 AND p.exclusion_reason IS DISTINCT FROM 'blacklisted' AND EXISTS (
-    SELECT 1 FROM blacklist b
-    WHERE b.user_id = $2 AND b.is_active AND b.platform IN (p.platform, 'all')
-      AND b.username = lower(btrim(ltrim(btrim(normalize(p.username, NFKC)), '@')))
-)
-"""
 COUNT_VERDICTS = (
     "SELECT exclusion_reason AS reason, count(*) AS entries FROM draw_participants WHERE draw_id = $1 GROUP BY 1"
 )
@@ -262,32 +268,29 @@ def rule_arguments(
     )
 
 
-async def has_blacklist(connection: Any, user_id: Any) -> bool:
-    return bool(
-        await connection.fetchval("SELECT EXISTS (SELECT 1 FROM blacklist WHERE user_id = $1 AND is_active)", user_id)
-    )
+async def has_blacklist(connection: Any, draw_id: Any) -> bool:
+    """Whether the blacklist frozen for the draw has anyone on it."""
+    return bool(await connection.fetchval("SELECT EXISTS (SELECT 1 FROM draw_blacklists WHERE draw_id = $1)", draw_id))
 
 
 async def settle_verdicts(
     connection: Any,
     draw_id: Any,
-    user_id: Any,
+    salt_key: bytes,
     config: dict[str, Any],
     follow_scopes: list[int],
     *,
     has_list: bool,
 ) -> Verdicts:
     """Decide an uploaded list's rows (stored without a verdict) and everyone's duplicates across the whole draw when
-    there is one, then late blacklist entries, and count; in the caller's transaction. Without a list, comments were
-    judged as they were stored, duplicates included, and only the counting reads every entry."""
-    blacklist = await has_blacklist(connection, user_id)
+    there is one, and count; in the caller's transaction. Without a list, comments were judged as they were stored,
+    duplicates included, and only the counting reads every entry."""
     if has_list:
+        blacklist = await has_blacklist(connection, draw_id)
         arguments = rule_arguments(config, has_blacklist=blacklist, follow_scopes=follow_scopes)
-        await connection.execute(DECIDE_UNDECIDED, draw_id, user_id, *arguments)
+        await connection.execute(DECIDE_UNDECIDED, draw_id, salt_key, *arguments)
         if (config.get("rules") or {}).get("one_entry_per_user"):
             await connection.execute(MARK_DUPLICATES, draw_id)
-    if blacklist:
-        await connection.execute(BLACKLIST_LATECOMERS, draw_id, user_id)
     counts = {row["reason"]: int(row["entries"]) for row in await connection.fetch(COUNT_VERDICTS, draw_id)}
     eligible = counts.pop(None, 0)
     excluded = {reason: counts[reason] for reason in EXCLUSION_ORDER if counts.get(reason)}

@@ -23,9 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from web.certificates.log import with_log_entry
 from web.credits.services import InsufficientCredits
 from web.db import to_asyncpg_dsn
-from web.draws.engine import DrawEngine
+from web.draws.engine import DrawEngine, append_failed
 from web.draws.history import record_history
 from web.draws.lease import PROGRESS_CHANNEL, QUEUE_CHANNEL, Lease, utcnow
 from web.draws.models import Draw, DrawHistory
@@ -220,11 +221,12 @@ class DrawRunner:
             if draw is None:
                 await db.commit()
                 return
+            failed = await append_failed(db, self.engine.settings, draw, "queued", message)
             draw.status = "failed"
             draw.error = message
             draw.completed_at = utcnow()
-            draw.progress = {**(draw.progress or {}), "stage": "done", "message": message}
-            record_history(db, draw, "failed", {"error": message, "refunded": 0})
+            draw.progress = {**with_log_entry(draw.progress, failed), "stage": "done", "message": message}
+            record_history(db, draw, "failed", {"error": message, "refunded": 0, "log_seq": failed.seq})
             await db.execute(sa.select(sa.func.pg_notify(PROGRESS_CHANNEL, str(draw.id))))
             await db.commit()
 

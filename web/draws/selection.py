@@ -1,20 +1,22 @@
-"""From the eligible entries to the Merkle root and the picked winners and alternates, in canonical order."""
+"""The draw's entries in canonical order: the two Merkle roots its seal commits to, then the picked entries."""
 
 from __future__ import annotations
 
 import datetime
 import uuid
+from array import array
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from web.draws.rules import CANONICAL_ORDER, CANONICAL_ORDER_ONE_PLATFORM, has_list
-from web.fairness import Entry, MerkleBuilder, Pick, select_winners
+from web.fairness import Entry, MerkleBuilder, Pick
 
 # Leaf hashes read per round trip.
 STREAM_BATCH = 8192
 # Sorting a million eligible entries in memory instead of on disk.
 SORT_MEMORY = "256MB"
-CURSOR = "eligible_in_canonical_order"
+CURSOR = "entries_in_canonical_order"
 
 
 def eligible_leaves(order: str = CANONICAL_ORDER) -> str:
@@ -39,6 +41,8 @@ class PickedEntry:
     pick: Pick
     comment: str | None
     commented_at: datetime.datetime | None
+    # The salted leaf stored with the entry.
+    leaf: bytes
 
     def record(self, position: int, selected_at: datetime.datetime) -> dict[str, Any]:
         """A winner or alternate as Draw.winners / Draw.alternates keep it."""
@@ -56,62 +60,86 @@ class PickedEntry:
         }
 
 
+def collected_leaves(order: str = CANONICAL_ORDER) -> str:
+    """Every collected entry in canonical order: its salted leaf, its verdict's leaf (SHA-256(0x02 ‖ leaf ‖ verdict),
+    computed by PostgreSQL beside the reading), whether it is eligible, and its row id."""
+    return f"""
+        SELECT leaf_hash,
+               sha256('\\x02'::bytea || leaf_hash || convert_to(coalesce(exclusion_reason, 'eligible'), 'UTF8')),
+               is_eligible, id, exclusion_reason
+        FROM draw_participants WHERE draw_id = $1 ORDER BY {order}
+    """  # noqa: S608
+
+
 @dataclass(frozen=True)
-class Drawn:
+class Roots:
+    """What the seal commits to: the eligible entries' root and every collected entry's, with their counts."""
+
     merkle_root: bytes
     eligible: int
-    winners: list[PickedEntry]
-    alternates: list[PickedEntry]
+    collected_root: bytes
+    participants: int
+    # Excluded entries by reason, counted as they streamed.
+    excluded: dict[str, int]
 
 
-async def draw_winners(
-    connection: Any,
-    draw_id: uuid.UUID,
-    secret: bytes,
-    eligible: int,
-    winners_count: int,
-    alternates_count: int,
-    *,
-    one_platform: bool,
-) -> Drawn:
-    """Hash the eligible entries in canonical order into the Merkle root, then pick; memory stays flat.
+class SealedEntries:
+    """The draw's entries read once in canonical order, in a read-only snapshot held until the winners are picked.
 
-    One scrollable cursor over the sorted entries serves both passes: its rows stream through the
-    Merkle builder, then the picked positions are read back from it without sorting again. With
-    `one_platform` (every entry on the same platform), the sort leaves the platform out.
+    `roots` are computed as the rows stream; the snapshot then stays open (the seal, the witness and the beacon
+    take a few seconds) so that each pick is read back by its position without sorting again. Only the position of
+    each eligible entry is kept (4 bytes each), never the entries.
     """
-    builder = MerkleBuilder()
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
+
+    def __init__(self, connection: Any, draw_id: uuid.UUID, *, one_platform: bool) -> None:
+        self.connection = connection
+        self.draw_id = draw_id
+        self.order = CANONICAL_ORDER_ONE_PLATFORM if one_platform else CANONICAL_ORDER
+        self.positions = array("I")
+        self._transaction: Any = None
+        self.roots: Roots | None = None
+
+    async def __aenter__(self) -> SealedEntries:
+        self._transaction = self.connection.transaction(isolation="repeatable_read", readonly=True)
+        await self._transaction.start()
+        try:
+            await self._stream()
+        except BaseException:
+            await self._transaction.rollback()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._transaction.rollback()
+
+    async def _stream(self) -> None:
+        connection = self.connection
         await connection.execute(f"SET LOCAL work_mem = '{SORT_MEMORY}'")
         await connection.execute("SET LOCAL jit = off")
         # The whole result is read: plan for all of it, not for the first rows as cursors otherwise do.
         await connection.execute("SET LOCAL cursor_tuple_fraction = 1.0")
-        leaves = eligible_leaves(CANONICAL_ORDER_ONE_PLATFORM if one_platform else CANONICAL_ORDER)
         # DECLARE takes no parameters: the draw id goes in as a UUID's own text.
-        declare = f"DECLARE {CURSOR} SCROLL CURSOR FOR {leaves}"
-        await connection.execute(declare.replace("$1", f"'{uuid.UUID(str(draw_id))}'"))
+        declare = f"DECLARE {CURSOR} SCROLL CURSOR FOR {collected_leaves(self.order)}"
+        await connection.execute(declare.replace("$1", f"'{uuid.UUID(str(self.draw_id))}'"))
+        eligible, collected = MerkleBuilder(), MerkleBuilder()
+        excluded: Counter[str] = Counter()
+        position = 0
         while rows := await connection.fetch(f"FETCH FORWARD {STREAM_BATCH} FROM {CURSOR}"):
-            builder.add_leaf_hashes([row[0] for row in rows])
-        if builder.count != eligible:
-            raise RuntimeError(f"{builder.count} eligible entries streamed, {eligible} expected")
-        root = builder.root()
-        selection = select_winners(
-            secret=secret,
-            merkle_root=root,
-            draw_id=draw_id,
-            eligible=eligible,
-            winners_count=winners_count,
-            alternates_count=alternates_count,
+            if any(row[0] is None for row in rows):
+                raise RuntimeError(f"draw {self.draw_id}: an entry was stored without its leaf")
+            collected.add_leaf_hashes([row[1] for row in rows])
+            chosen = [(number, row[0]) for number, row in enumerate(rows, start=position) if row[2]]
+            eligible.add_leaf_hashes([leaf for _, leaf in chosen])
+            self.positions.extend(number for number, _ in chosen)
+            excluded.update(row[4] for row in rows if not row[2])
+            position += len(rows)
+        self.roots = Roots(eligible.root(), eligible.count, collected.root(), collected.count, dict(excluded))
+
+    async def pick(self, index: int) -> PickedEntry:
+        """The eligible entry at leaf `index`, read back from the snapshot and checked against its leaf."""
+        leaf, _, _, row_id, _ = await self.connection.fetchrow(
+            f"FETCH ABSOLUTE {self.positions[index] + 1} FROM {CURSOR}"
         )
-
-        async def picked(index: int) -> PickedEntry:
-            leaf, row_id = await connection.fetchrow(f"FETCH ABSOLUTE {index + 1} FROM {CURSOR}")
-            row = await connection.fetchrow(PICKED_ROW, row_id)
-            entry = Entry(row["platform"], row["platform_user_id"], row["username"], row["comment_id"])
-            if entry.leaf_hash != leaf:
-                raise RuntimeError(f"entry {index} was stored with a leaf the fairness core does not compute")
-            return PickedEntry(Pick(index, entry), row["comment"], row["commented_at"])
-
-        winners = [await picked(index) for index in selection.winner_indices]
-        alternates = [await picked(index) for index in selection.alternate_indices]
-    return Drawn(merkle_root=root, eligible=eligible, winners=winners, alternates=alternates)
+        row = await self.connection.fetchrow(PICKED_ROW, row_id)
+        entry = Entry(row["platform"], row["platform_user_id"], row["username"], row["comment_id"])
+        return PickedEntry(Pick(index, entry), row["comment"], row["commented_at"], leaf)

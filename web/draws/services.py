@@ -16,13 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from web.accounts.services import Client
+from web.certificates.beacon import configured_chain
+from web.certificates.log import append_record, with_log_entry
+from web.certificates.models import LogRecord
 from web.credits.services import CreditsService
 from web.draws.forms import FORMULA_STARTS, EntryList, parse_post_choice
 from web.draws.history import record_history
-from web.draws.models import EXCLUSION_REASONS, Draw, DrawHistory, DrawParticipant
-from web.draws.rules import CANONICAL_ORDER
-from web.fairness.sampling import commitment, new_secret
+from web.draws.models import EXCLUSION_REASONS, Draw, DrawBlacklistEntry, DrawHistory, DrawParticipant
+from web.draws.rules import CANONICAL_ORDER, entry_salt
+from web.fairness.log import blacklist_digest, subjects
+from web.fairness.sampling import new_secret
+from web.fairness.timestamps import rfc3339
 from web.pagination import Page
+from web.settings import Settings
 from web.social.models import SocialAccount
 from web.social.providers import PROVIDERS
 from web.social.providers.base import NotFound, NotSupported, Post, ProviderError, RateLimited
@@ -30,6 +36,14 @@ from web.social.rules import DRAW_RULES, rule_support
 from web.social.services import AccountUnavailable, SocialService
 
 ACTIVE_STATUSES = ("pending", "processing")
+# The creator's active blacklist, copied for a new draw (usernames are stored normalised).
+FREEZE_BLACKLIST = sa.text(
+    """
+    INSERT INTO draw_blacklists (draw_id, platform, username)
+    SELECT :draw_id, platform, username FROM blacklist WHERE user_id = :user_id AND is_active
+    ON CONFLICT DO NOTHING
+    """
+)
 FREE_ENTRIES = 10_000
 ENTRIES_PER_EXTRA_CREDIT = 100_000
 EXCLUDED_PER_PAGE = 50
@@ -45,6 +59,12 @@ EXCLUSION_LABELS = {
     "not_liked": "Did not like the post",
     "not_following": "Does not follow you",
 }
+# The same reasons as a visitor of a public page reads them: the organiser's blacklist, not "yours".
+PUBLIC_EXCLUSION_LABELS = {
+    **EXCLUSION_LABELS,
+    "blacklisted": "Excluded by the organiser's blacklist",
+    "not_following": "Does not follow the organiser",
+}
 # Rules an uploaded list can check, and why the others cannot be.
 LIST_CHECKS = {"comment_keywords", "min_mentions", "one_entry_per_user"}
 LIST_COLUMN_CHECKS = {"min_followers": "followers_count", "exclude_businesses": "account_type"}
@@ -56,6 +76,33 @@ LIST_REASONS = {
     "min_followers": "Add a followers_count column to the file to use this filter.",
     "exclude_businesses": "Add an account_type column to the file to use this filter.",
 }
+
+
+async def frozen_blacklist(db: AsyncSession, draw_id: uuid.UUID) -> tuple[str, int]:
+    """The digest and size of the blacklist frozen for the draw (docs/fairness.md)."""
+    pairs = (
+        await db.execute(
+            sa.select(DrawBlacklistEntry.platform, DrawBlacklistEntry.username).where(
+                DrawBlacklistEntry.draw_id == draw_id
+            )
+        )
+    ).all()
+    return blacklist_digest([(platform, username) for platform, username in pairs])
+
+
+def public_source(source: dict[str, Any]) -> dict[str, Any]:
+    """A source as the public log and certificate name it (without our internal account id)."""
+    return {key: value for key, value in source.items() if key != "account_id"}
+
+
+def opened_draw_facts(draw: Draw) -> dict[str, Any]:
+    """The draw as its opened record and its certificate describe it."""
+    return {
+        "title": draw.title,
+        "platforms": sorted({str(source.get("platform")) for source in draw.sources}),
+        "sources": [public_source(source) for source in draw.sources],
+        "created_at": rfc3339(draw.created_at),
+    }
 
 
 def draw_cost(expected_entries: int) -> int:
@@ -128,7 +175,14 @@ class ChosenSources:
 
     def as_json(self) -> list[dict[str, Any]]:
         if self.entry_list is not None:
-            return [{"kind": "list", "platform": "list", "rows": len(self.entry_list.entries)}]
+            return [
+                {
+                    "kind": "list",
+                    "platform": "list",
+                    "rows": len(self.entry_list.entries),
+                    "sha256": self.entry_list.sha256,
+                }
+            ]
         return list(self.posts)
 
 
@@ -222,9 +276,11 @@ class DrawService:
         config: dict[str, Any],
         scheduled_at: datetime.datetime | None,
         client: Client,
+        settings: Settings,
     ) -> Draw:
-        """The pending draw, its committed secret, its entries when uploaded, and a nudge to idle workers."""
-        secret = new_secret()
+        """The pending draw, its frozen blacklist, its entries when uploaded, its opened record in the public log,
+        and a nudge to idle workers: one transaction."""
+        salt_key = new_secret()
         first_post = sources.posts[0] if sources.posts else None
         draw = Draw(
             id=uuid7(),
@@ -240,20 +296,22 @@ class DrawService:
             winners_count=config["winners_count"],
             alternates_count=config["alternates_count"],
             progress={"stage": "queued", "fetched": 0, "expected": sources.expected_entries or None},
-            secret=secret,
-            commitment=commitment(secret),
+            secret=salt_key,
             scheduled_at=scheduled_at,
         )
         self.db.add(draw)
         await self.db.flush()
         if sources.entry_list is not None:
             await self._insert_list(draw.id, sources.entry_list)
+        opened = await self.open(draw, settings)
+        draw.progress = with_log_entry(draw.progress, opened)
         record_history(
             self.db,
             draw,
             "created",
             {
-                "commitment": draw.commitment,
+                "opened": opened.record_hash,
+                "log_seq": opened.seq,
                 "cost": draw_cost(sources.expected_entries),
                 "expected_entries": sources.expected_entries,
                 "scheduled_at": scheduled_at.isoformat() if scheduled_at else None,
@@ -263,6 +321,23 @@ class DrawService:
         await self.db.execute(sa.select(sa.func.pg_notify("draw_queue", str(draw.id))))
         await self.db.commit()
         return draw
+
+    async def open(self, draw: Draw, settings: Settings) -> LogRecord:
+        """Freeze the creator's blacklist for this draw and append the draw's opened record to the public log."""
+        await self.db.execute(FREEZE_BLACKLIST, {"draw_id": draw.id, "user_id": draw.user_id})
+        digest, count = await frozen_blacklist(self.db, draw.id)
+        return await append_record(
+            self.db,
+            settings,
+            "opened",
+            draw.id,
+            subjects=subjects(draw.sources),
+            draw=opened_draw_facts(draw),
+            config=draw.config,
+            blacklist={"sha256": digest, "count": count},
+            scheduled_at=rfc3339(draw.scheduled_at) if draw.scheduled_at else None,
+            beacon={"chain_hash": configured_chain(settings).chain_hash},
+        )
 
     async def _insert_list(self, draw_id: uuid.UUID, entry_list: EntryList) -> None:
         """COPY, inside the draw's transaction: a list of 100,000 rows goes in with the draw or not at all."""
@@ -306,7 +381,7 @@ class DrawService:
         """The user's own draw, or None (another creator's draw does not exist for them)."""
         return await self.db.scalar(sa.select(Draw).where(Draw.id == draw_id, Draw.user_id == user_id))
 
-    async def cancel(self, user_id: uuid.UUID, draw_id: uuid.UUID, client: Client) -> Draw | None:
+    async def cancel(self, user_id: uuid.UUID, draw_id: uuid.UUID, client: Client, settings: Settings) -> Draw | None:
         """Stop a pending or processing draw; credits already taken go back once. None when not theirs."""
         draw = await self.db.scalar(
             sa.select(Draw).where(Draw.id == draw_id, Draw.user_id == user_id).with_for_update()
@@ -317,7 +392,16 @@ class DrawService:
         previous_status, refund = draw.status, draw.credits_used
         draw.status = "cancelled"
         draw.completed_at = utcnow()
-        record_history(self.db, draw, "cancelled", {"from_status": previous_status, "refunded": refund}, client)
+        stage = str((draw.progress or {}).get("stage") or previous_status)
+        cancelled = await append_record(self.db, settings, "cancelled", draw.id, stage=stage)
+        draw.progress = with_log_entry(draw.progress, cancelled)
+        record_history(
+            self.db,
+            draw,
+            "cancelled",
+            {"from_status": previous_status, "refunded": refund, "log_seq": cancelled.seq},
+            client,
+        )
         # Watchers and the worker running it learn at once (delivered when this transaction commits).
         await self.db.execute(sa.select(sa.func.pg_notify("draw_progress", str(draw.id))))
         if refund > 0:
@@ -401,8 +485,9 @@ def csv_line(cells: Iterable[str]) -> str:
 # Exports, streamed from a read connection of their own (the response outlives the request's session)
 
 ENTRIES_IN_CANONICAL_ORDER = f"""
-    SELECT platform, platform_user_id, username, comment_id, is_eligible, exclusion_reason, comment, commented_at
-    FROM draw_participants WHERE draw_id = $1 ORDER BY {CANONICAL_ORDER}
+    SELECT platform, platform_user_id, username, comment_id, is_eligible, exclusion_reason, comment, commented_at,
+           {entry_salt("p", "(SELECT secret FROM draws WHERE id = $1)")} AS salt
+    FROM draw_participants p WHERE draw_id = $1 ORDER BY {CANONICAL_ORDER}
 """  # noqa: S608 - constants only
 ELIGIBLE_IN_CANONICAL_ORDER = f"""
     SELECT platform, platform_user_id, username, comment_id

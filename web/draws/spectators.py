@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.draws.events import progress_stream, read_snapshot
 from web.draws.models import Draw
-from web.draws.services import ACTIVE_STATUSES, EXCLUSION_LABELS
+from web.draws.services import ACTIVE_STATUSES, PUBLIC_EXCLUSION_LABELS
 from web.htmx import redirect, render, wants_fragment
 from web.security import current_user, requires_login
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
-PUBLIC_PROGRESS = ("stage", "fetched", "expected", "excluded", "eligible", "percent", "paused_until", "message")
+PUBLIC_PROGRESS = ("stage", "fetched", "expected", "excluded", "eligible", "percent", "paused_until", "message", "log")
 PUBLIC_PICK = ("position", "username", "platform")
 PAGE_HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex"}
 
@@ -181,4 +181,4 @@ class WatchController(Controller):
 
 
 def _context(draw: dict[str, Any], token: str, *, polling: bool) -> dict[str, Any]:
-    return {"draw": draw, "token": token, "polling": polling, "labels": EXCLUSION_LABELS}
+    return {"draw": draw, "token": token, "polling": polling, "labels": PUBLIC_EXCLUSION_LABELS}
