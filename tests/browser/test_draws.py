@@ -43,7 +43,7 @@ def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_w
     page.get_by_role("button", name="Launch the draw").click()
 
     expect(page).to_have_url(re.compile(r"/draws/[0-9a-f-]{36}$"))
-    expect(page.get_by_test_id("commitment")).to_contain_text(re.compile(r"[0-9a-f]{64}"))
+    expect(page.get_by_test_id("draw-log-record").first).to_contain_text("opened")
     expect(page.get_by_test_id("draw-status")).to_have_text("processing", timeout=30_000)
     expect(page.get_by_test_id("fetched")).not_to_have_text(re.compile(r"^0\b"), timeout=30_000)
     screenshot(page, "live-progress")
@@ -58,3 +58,7 @@ def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_w
     expect(page.get_by_test_id("recheck")).to_be_visible()
     screenshot(page, "certificate")
     expect(page.get_by_test_id("verdict")).to_contain_text("Every check passed")
+    browser_check = page.get_by_test_id("browser-check")
+    expect(browser_check).to_contain_text("Checked in your browser: every check passed", timeout=15_000)
+    expect(browser_check).to_contain_text("sandbox")  # the development beacon is said not to be public randomness
+    expect(page.get_by_test_id("timeline")).to_contain_text("Witnessed")

@@ -41,7 +41,7 @@ from web.fairness.merkle import InclusionProofBuilder
 from web.fairness.proofs import inclusion_proof_document, proof_document_v2
 from web.fairness.sampling import ALGORITHM
 from web.fairness.signing import parse_key_set
-from web.fairness.timestamps import parse_rfc3339, rfc3339
+from web.fairness.timestamps import rfc3339
 from web.fairness.verify import VerificationReport, verify_certificate
 from web.forms import clean_page
 from web.htmx import render
@@ -245,7 +245,8 @@ def _cosigned_at(line: str) -> tuple[str, int] | None:
 
 
 def timeline(cert: dict[str, Any]) -> list[Moment]:
-    """A v2 certificate's story, in order: opened, sealed, witnessed, the randomness published, certified."""
+    """A v2 certificate's story, in the order the protocol fixes: opened, sealed, witnessed, the randomness
+    published, certified (a witness's time is in whole seconds, so it can read as the seal's own second)."""
     opened, sealed, beacon = cert["opened"], cert["sealed"], cert["beacon"]
     moments = [
         Moment(
@@ -282,7 +283,7 @@ def timeline(cert: dict[str, Any]) -> list[Moment]:
         )
     )
     moments.append(Moment(cert["issued_at"], "Certified", "the winners drawn and this certificate signed"))
-    return sorted(moments, key=lambda moment: parse_rfc3339(moment.at))
+    return moments
 
 
 class CertificatesController(Controller):
