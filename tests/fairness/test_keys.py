@@ -16,6 +16,8 @@ from web.certificates import keys as server_keys
 from web.certificates.keys import current_signing_key, parse_signing_keys, published_key_set
 from web.cli import main
 from web.fairness import key_id, load_signing_key, parse_key_set, signing_key_text, verify_certificate
+from web.fairness.log import sign_checkpoint
+from web.fairness.note import note_signature_valid, parse_verifier_key, split_note
 from web.security import new_token_key
 from web.settings import ConfigurationError, Settings, load_settings
 
@@ -173,3 +175,18 @@ def test_the_command_prints_a_fresh_key_and_the_key_set() -> None:
     parsed = parse_signing_keys([dated.output.strip(), plain.output.strip()])
     assert parsed[0].created_at == datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
     assert plain.output.strip() != runner.invoke(main, ["signing-key", "--new"]).output.strip()
+
+
+def test_the_command_prints_the_logs_verifier_keys_that_a_witness_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    newer, older = fresh_key_text(), fresh_key_text()
+    monkeypatch.setenv("SIGNING_KEYS", f"{newer}@2026-11-01, {older}")
+    monkeypatch.setenv("LOG_ORIGIN", "cleack.example/log")
+
+    printed = CliRunner().invoke(main, ["signing-key", "--log-keys"])
+
+    assert printed.exit_code == 0, printed.output
+    keys = [parse_verifier_key(line) for line in printed.output.split()]
+    assert [key.name for key in keys] == ["cleack.example/log", "cleack.example/log"]
+    note = sign_checkpoint("cleack.example/log", 1, bytes(32), load_signing_key(older))
+    text, [line] = split_note(note)
+    assert note_signature_valid(text, line, keys[1]) and not note_signature_valid(text, line, keys[0])
