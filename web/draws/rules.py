@@ -70,14 +70,24 @@ def encoded_entry(row: str) -> str:
     return f"convert_to('[' || {fields} || ']', 'UTF8')"
 
 
-def entry_salt(row: str, salt_key: str = "$2::bytea") -> str:
+def salt_of(encoded: str, salt_key: str) -> str:
     """The entry's 16-byte salt: SHA-256(salt key ‖ encoded entry), first 16 bytes (web.fairness.derive_salt)."""
-    return f"substring(sha256({salt_key} || {encoded_entry(row)}) FROM 1 FOR 16)"
+    return f"substring(sha256({salt_key} || {encoded}) FROM 1 FOR 16)"
 
 
-def _leaf_hash(row: str) -> str:
-    """SHA-256(0x00 ‖ salt ‖ encoded entry): the salted leaf of web.fairness.entries."""
-    return f"sha256('\\x00'::bytea || {entry_salt(row)} || {encoded_entry(row)})"
+def entry_salt(row: str, salt_key: str) -> str:
+    return salt_of(encoded_entry(row), salt_key)
+
+
+def _leaf_hash(encoded: str) -> str:
+    """SHA-256(0x00 ‖ salt ‖ encoded entry): the salted leaf of web.fairness.entries, from the entry's encoding
+    (built once per row by `_encoded`, which the statement joins as `enc`) and the salt key ($2)."""
+    return f"sha256('\\x00'::bytea || {salt_of(encoded, '$2::bytea')} || {encoded})"
+
+
+def _encoded(row: str) -> str:
+    """The row's encoding as a lateral join `enc(encoded)`: hashed twice (salt, then leaf), built once."""
+    return f"CROSS JOIN LATERAL (SELECT {encoded_entry(row)} AS encoded OFFSET 0) enc"
 
 
 def _person_order(row: str) -> str:
@@ -169,10 +179,11 @@ WITH staged AS (
 stored AS (
     INSERT INTO draw_participants ({", ".join(ENTRY_COLUMNS)}, is_eligible, exclusion_reason, leaf_hash)
     SELECT {", ".join("s." + column for column in ENTRY_COLUMNS)}, v.reason IS NULL, v.reason,
-           {_leaf_hash("s")}
+           {_leaf_hash("enc.encoded")}
     FROM staged s
     -- OFFSET 0 keeps the verdict computed once per row, though it is read three times.
     CROSS JOIN LATERAL (SELECT {_verdict("s", duplicate)} AS reason OFFSET 0) v
+    {_encoded("s")}
     {on_conflict}
     RETURNING 1
 )
@@ -205,9 +216,10 @@ WHERE p.id = later.id
 # Rows stored without a verdict or leaf: an uploaded list's.
 DECIDE_UNDECIDED = f"""
 UPDATE draw_participants p
-SET is_eligible = v.reason IS NULL, exclusion_reason = v.reason, leaf_hash = {_leaf_hash("s")}
+SET is_eligible = v.reason IS NULL, exclusion_reason = v.reason, leaf_hash = {_leaf_hash("enc.encoded")}
 FROM draw_participants s
 CROSS JOIN LATERAL (SELECT {_verdict("s", "false")} AS reason OFFSET 0) v
+{_encoded("s")}
 WHERE s.draw_id = $1 AND s.is_eligible IS NULL AND p.id = s.id
 """  # noqa: S608 - only this module's constants are interpolated
 
