@@ -9,18 +9,21 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from uuid_utils.compat import uuid7
 
 from tests.conftest import Creator, LiveServer
 from tests.social.connect import callback, query_of, start
 from web.certificates.log import with_log_entry
+from web.cli import main
 from web.db import session_factory
 from web.draws.engine import DrawEngine
 from web.draws.models import Draw, DrawHistory, DrawParticipant
@@ -173,6 +176,19 @@ async def create_draw(
         await db.execute(sa.select(sa.func.pg_notify("draw_queue", str(draw.id))))
         await db.commit()
     return draw.id
+
+
+def verify(*args: str | Path) -> Any:
+    """`cleack verify` with these arguments, as a user runs it."""
+    return CliRunner().invoke(main, ["verify", *map(str, args)])
+
+
+async def save(client: httpx.AsyncClient, url: str, path: Path) -> Path:
+    """Download `url` to `path`, as a visitor saves a public document."""
+    response = await client.get(url)
+    assert response.status_code == 200, response.text
+    await asyncio.to_thread(path.write_bytes, response.content)
+    return path
 
 
 async def entry_rows(engine: AsyncEngine, draw_id: uuid.UUID) -> list[EntryRow]:

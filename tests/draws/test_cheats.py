@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,12 +28,13 @@ from tests.draws.sandbox_draws import (
     engines,
     load_draw,
     sandbox_creator,
+    save,
+    verify,
     wait_for,
 )
 from web.certificates.keys import current_signing_key
 from web.certificates.log import append_record, draw_record, record_hashes
 from web.certificates.models import LogRecord
-from web.cli import main
 from web.db import session_factory
 from web.draws.engine import DrawEngine
 from web.draws.models import Draw, DrawBlacklistEntry, DrawParticipant
@@ -49,17 +49,6 @@ from web.witness.client import WitnessRefused, add_checkpoint
 __all__ = ["engines", "sandbox_creator"]  # fixtures used below
 
 ONE_WINNER: dict[str, Any] = {**RULES_OFF, "winners_count": 1, "alternates_count": 0}
-
-
-def verify(*args: str | Path) -> Any:
-    return CliRunner().invoke(main, ["verify", *map(str, args)])
-
-
-async def save(client: httpx.AsyncClient, url: str, path: Path) -> Path:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    await asyncio.to_thread(path.write_bytes, response.content)
-    return path
 
 
 async def records_of(engine: AsyncEngine, draw_id: uuid.UUID) -> list[str]:

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import LiveServer
@@ -23,9 +22,10 @@ from tests.draws.sandbox_draws import (
     engines,
     load_draw,
     sandbox_creator,
+    save,
+    verify,
 )
 from web.certificates.pages import PROOFS_PER_ADDRESS, chain_page
-from web.cli import main
 from web.db import session_factory
 from web.draws.models import Draw, DrawParticipant
 
@@ -48,17 +48,6 @@ async def run_draws(
         assert draw.status == "completed", draw.error
         draws.append(draw)
     return draws
-
-
-def verify(*args: str | Path) -> Any:
-    return CliRunner().invoke(main, ["verify", *map(str, args)])
-
-
-async def save(client: httpx.AsyncClient, url: str, path: Path) -> Path:
-    response = await client.get(url)
-    assert response.status_code == 200, response.text
-    await asyncio.to_thread(path.write_bytes, response.content)
-    return path
 
 
 async def test_the_chain_lists_every_certificate_newest_first_each_naming_the_one_before(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -11,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.fakes.server import free_port
+from tests.conftest import free_port, serve_in_thread
 from tests.witness.fake_log import Clock, FakeLog
 from web.fairness.note import VerifierKey
 from web.witness.app import create_witness_app
@@ -36,19 +33,8 @@ StartWitness = Callable[[WitnessConfig], AbstractContextManager[RunningWitness]]
 def serve_witness(config: WitnessConfig) -> Iterator[RunningWitness]:
     app = create_witness_app(config)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the witness did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(app, port, "witness"):
         yield RunningWitness(f"http://127.0.0.1:{port}", app.state.witness.verifier_key, config.data_dir)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

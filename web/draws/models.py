@@ -12,22 +12,12 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from web.base import JSONB, UUIDv7AuditBase, UUIDv7Base, created_at_column, in_list, user_fk
+from web.fairness.entries import EXCLUSION_REASONS
 from web.social.models import PLATFORMS
 
 DRAW_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 DRAW_PLATFORMS = (*PLATFORMS, "list", "multi")
 HISTORY_ACTIONS = ("created", "started", "sealed", "completed", "failed", "cancelled", "retried")
-EXCLUSION_REASONS = (
-    "duplicate",
-    "blacklisted",
-    "keyword_missing",
-    "too_few_mentions",
-    "too_few_followers",
-    "suspicious",
-    "business_account",
-    "not_liked",
-    "not_following",
-)
 ANNOUNCEMENT_STATUSES = ("draft", "scheduled", "published", "failed")
 ENGAGEMENT_KINDS = ("like", "follow")
 

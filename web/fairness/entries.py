@@ -76,7 +76,7 @@ def _sort_key(entry: Entry) -> tuple[str, str, str]:
 SALT_SIZE = 16
 VERDICT_PREFIX = b"\x02"
 ELIGIBLE = "eligible"
-# As web/draws/models.py EXCLUSION_REASONS (the core imports nothing of the app).
+# Why an entry is left out: what a sealed verdict may say (the draws store the same reasons).
 EXCLUSION_REASONS = (
     "duplicate",
     "blacklisted",
