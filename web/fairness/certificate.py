@@ -88,6 +88,14 @@ def certificate_hash(certificate: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(unsigned_part(certificate))).hexdigest()
 
 
+def signed(certificate: dict[str, Any], signing_key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The certificate with its certificate_hash and the signature of that hash."""
+    digest = certificate_hash(certificate)
+    certificate["certificate_hash"] = digest
+    certificate["signature"] = sign_certificate_hash(signing_key, digest)
+    return certificate
+
+
 def build_certificate(
     *,
     draw: DrawFacts,
@@ -147,7 +155,4 @@ def build_certificate(
         "issued_at": rfc3339(issued_at),
         "key_id": key_id(signing_key),
     }
-    digest = certificate_hash(certificate)
-    certificate["certificate_hash"] = digest
-    certificate["signature"] = sign_certificate_hash(signing_key, digest)
-    return certificate
+    return signed(certificate, signing_key)

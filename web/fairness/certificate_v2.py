@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from web.fairness.certificate import DrawFacts, Selection, certificate_hash
+from web.fairness.certificate import DrawFacts, Selection, signed
 from web.fairness.checks import is_int
 from web.fairness.consistency_v2 import (
     beacon_chain,
@@ -36,7 +36,7 @@ from web.fairness.entries import SALT_SIZE, Entry, leaf_v2
 from web.fairness.log import counts_problems, record_problems
 from web.fairness.note import parse_verifier_key
 from web.fairness.sampling import sample_without_replacement, selection_sizes
-from web.fairness.signing import key_id, sign_certificate_hash
+from web.fairness.signing import key_id
 from web.fairness.timestamps import rfc3339
 
 ALGORITHM_V2 = "cleack-draw-v2"
@@ -185,10 +185,7 @@ def build_certificate_v2(
             "key_id": key_id(signing_key),
         }
     )
-    digest = certificate_hash(certificate)
-    certificate["certificate_hash"] = digest
-    certificate["signature"] = sign_certificate_hash(signing_key, digest)
-    return certificate
+    return signed(certificate, signing_key)
 
 
 def _input_problems(cert: Mapping[str, Any]) -> list[str]:
