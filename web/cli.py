@@ -66,7 +66,7 @@ async def _serve(settings: Settings, url: str, *, with_worker: bool, banner: lis
             settings = await stack.enter_async_context(local_witness(settings, url))
             if banner:
                 banner.insert(
-                    -2, f"  Log witness:  {settings.witnesses[0].split()[0]} (development, beside this server)"
+                    -2, f"  Log witness:  {settings.witnesses[0].split()[0]} (development only: it proves nothing)"
                 )
         await _serve_app(settings, url, with_worker=with_worker, banner=banner)
 
