@@ -18,8 +18,21 @@ Shoot = Callable[[Page, str], Path]
 Url = Callable[[str], re.Pattern[str]]
 
 
+STATIC = Path(__file__).resolve().parents[2] / "static"
+CHECKING_SCRIPTS = re.compile(r'src="/static/(js/(?:verify|vendor/noble-curves-[0-9.]+\.min)\.js)(?:\?v=\w+)?"')
+
+
+def save_page_with_its_scripts(html: str, folder: Path) -> Path:
+    """What "Save page as…" leaves: the HTML, and the scripts it names copied beside it, referred to by file name."""
+    for script in CHECKING_SCRIPTS.findall(html):
+        (folder / Path(script).name).write_bytes((STATIC / script).read_bytes())
+    page = folder / "certificate.html"
+    page.write_text(CHECKING_SCRIPTS.sub(lambda found: f'src="{Path(found.group(1)).name}"', html), encoding="utf-8")
+    return page
+
+
 def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_winners(
-    page: Page, make_user: Callable[..., Creator], screenshot: Shoot, live_url: Url, worker: None
+    page: Page, make_user: Callable[..., Creator], screenshot: Shoot, live_url: Url, worker: None, tmp_path: Path
 ) -> None:
     user = make_user()
     log_in(page, user)
@@ -62,3 +75,16 @@ def test_a_creator_configures_a_draw_on_the_sandbox_post_and_watches_it_to_the_w
     expect(browser_check).to_contain_text("Checked in your browser: every check passed", timeout=15_000)
     expect(browser_check).to_contain_text("sandbox")  # the development beacon is said not to be public randomness
     expect(page.get_by_test_id("timeline")).to_contain_text("Witnessed")
+
+    # The page saved to disk, with its two checking scripts beside it as a browser saves them, checks itself offline.
+    saved = save_page_with_its_scripts(page.content(), tmp_path)
+    assert page.context.browser is not None
+    offline = page.context.browser.new_context()
+    offline.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    offline.set_offline(True)
+    copy = offline.new_page()
+    copy.goto(saved.as_uri())
+    expect(copy.get_by_test_id("browser-check")).to_contain_text(
+        "Checked in your browser: every check passed", timeout=15_000
+    )
+    offline.close()
