@@ -62,6 +62,10 @@ async def test_the_log_lists_a_draws_records_and_a_range_of_them_verifies_its_ce
     assert result.exit_code == 0, result.output
     assert "✓ log seal: " in result.output and "sealed once" in result.output
 
+    # The replay of a v2 draw works as a v1 one's does.
+    for path in ("reveal", "reveal.gif"):
+        assert (await client.get(f"/certificates/{draw.certificate_hash}/{path}")).status_code == 200
+
     # A record taken out of the extract breaks its chain of heads.
     (tmp_path / "gap.json").write_text(json.dumps([records[0], records[2]]))
     assert verify(certificate, "--keys", keys, "--log", tmp_path / "gap.json").exit_code == 1
