@@ -132,7 +132,9 @@ def test_an_excluded_row_turned_eligible_changes_both_roots(draw: SampleDrawV2) 
         return rows
 
     names = failed(draw, rows=rewritten(draw.rows, admit))
-    assert names == ["entries count", "merkle root", "collected root", "exclusions", "winners in entries"]
+    # The picks after the admitted entry move by one ("winners in entries"): whether any does depends on the seed.
+    assert names[:4] == ["entries count", "merkle root", "collected root", "exclusions"]
+    assert names[4:] in ([], ["winners in entries"])
 
 
 def test_a_second_seal_of_the_same_draw_in_the_log_fails(draw: SampleDrawV2) -> None:
