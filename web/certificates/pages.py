@@ -180,7 +180,7 @@ async def entry_proofs(pool: Any, draw: Draw, platform: str, username: str) -> l
         documents += _v2_documents(draw, eligible, builders, "eligible")
     if excluded:
         indices = [item.collected_index for item in excluded]
-        builders = await _audit_paths(pool, COLLECTED_LEAVES, draw.id, 1, indices)
+        builders = await _audit_paths(pool, COLLECTED_LEAVES, draw.id, 0, indices)
         documents += _v2_documents(draw, excluded, builders, "collected")
     return documents
 

@@ -61,12 +61,14 @@ class PickedEntry:
 
 
 def collected_leaves(order: str = CANONICAL_ORDER) -> str:
-    """Every collected entry in canonical order: its salted leaf, its verdict's leaf (SHA-256(0x02 ‖ leaf ‖ verdict),
-    computed by PostgreSQL beside the reading), whether it is eligible, and its row id."""
+    """Every collected entry in canonical order: its verdict's leaf (SHA-256(0x02 ‖ leaf ‖ verdict), computed by
+    PostgreSQL beside the reading), then, for an eligible entry, its salted leaf and row id, and for an excluded one
+    its reason (what is not needed is not sent)."""
     return f"""
-        SELECT leaf_hash,
-               sha256('\\x02'::bytea || leaf_hash || convert_to(coalesce(exclusion_reason, 'eligible'), 'UTF8')),
-               is_eligible, id, exclusion_reason
+        SELECT sha256('\\x02'::bytea || leaf_hash || convert_to(coalesce(exclusion_reason, 'eligible'), 'UTF8')),
+               CASE WHEN is_eligible THEN leaf_hash END,
+               CASE WHEN is_eligible THEN id END,
+               CASE WHEN NOT is_eligible THEN exclusion_reason END
         FROM draw_participants WHERE draw_id = $1 ORDER BY {order}
     """  # noqa: S608
 
@@ -125,21 +127,20 @@ class SealedEntries:
         excluded: Counter[str] = Counter()
         position = 0
         while rows := await connection.fetch(f"FETCH FORWARD {STREAM_BATCH} FROM {CURSOR}"):
-            if any(row[0] is None for row in rows):
+            leaves = [row[0] for row in rows]
+            if None in leaves:
                 raise RuntimeError(f"draw {self.draw_id}: an entry was stored without its leaf")
-            collected.add_leaf_hashes([row[1] for row in rows])
-            chosen = [(number, row[0]) for number, row in enumerate(rows, start=position) if row[2]]
+            collected.add_leaf_hashes(leaves)
+            chosen = [(number, row[1]) for number, row in enumerate(rows, start=position) if row[1] is not None]
             eligible.add_leaf_hashes([leaf for _, leaf in chosen])
             self.positions.extend(number for number, _ in chosen)
-            excluded.update(row[4] for row in rows if not row[2])
+            excluded.update(row[3] for row in rows if row[3] is not None)
             position += len(rows)
         self.roots = Roots(eligible.root(), eligible.count, collected.root(), collected.count, dict(excluded))
 
     async def pick(self, index: int) -> PickedEntry:
         """The eligible entry at leaf `index`, read back from the snapshot and checked against its leaf."""
-        leaf, _, _, row_id, _ = await self.connection.fetchrow(
-            f"FETCH ABSOLUTE {self.positions[index] + 1} FROM {CURSOR}"
-        )
+        _, leaf, row_id, _ = await self.connection.fetchrow(f"FETCH ABSOLUTE {self.positions[index] + 1} FROM {CURSOR}")
         row = await self.connection.fetchrow(PICKED_ROW, row_id)
         entry = Entry(row["platform"], row["platform_user_id"], row["username"], row["comment_id"])
         return PickedEntry(Pick(index, entry), row["comment"], row["commented_at"], leaf)
