@@ -10,12 +10,9 @@ import asyncio
 import json
 import os
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.message import Message
@@ -24,10 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tests.fakes.server import free_port, serve_in_thread
 from web.app import create_app
 from web.certificates.keys import server_keys
 from web.db import (
@@ -50,12 +47,6 @@ from web.witness.state import WitnessConfig
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PASSWORD = "correct horse battery staple"
 LINK = re.compile(r"https?://\S+")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # PostgreSQL
@@ -180,24 +171,6 @@ class LiveServer:
     url: str
     settings: Settings
     witness: SessionWitness
-
-
-@contextmanager
-def serve_in_thread(app: Any, port: int, what: str) -> Iterator[None]:
-    """An ASGI app served by uvicorn on 127.0.0.1:`port`, in a thread, until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"the {what} did not start")
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,17 @@ async def save(client: httpx.AsyncClient, url: str, path: Path) -> Path:
     return path
 
 
+async def drawn(
+    engines: Engines, engine: AsyncEngine, creator: SandboxCreator, posts: list[SandboxPost], config: dict[str, Any]
+) -> Draw:
+    """A draw of `posts` created as the form creates it and run to its certificate by a runner."""
+    draw_id = await create_draw(engine, creator, posts, config)
+    assert await engines.runner().run_next(asyncio.Event())
+    draw = await load_draw(engine, draw_id)
+    assert draw.status == "completed" and draw.certificate is not None, draw.error
+    return draw
+
+
 async def entry_rows(engine: AsyncEngine, draw_id: uuid.UUID) -> list[EntryRow]:
     """Every collected entry in canonical order, with its salt and verdict: the draw's entries.csv, as rows."""
     async with session_factory(engine)() as db:

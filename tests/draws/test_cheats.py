@@ -25,6 +25,7 @@ from tests.draws.sandbox_draws import (
     Engines,
     create_draw,
     create_post,
+    drawn,
     engines,
     load_draw,
     sandbox_creator,
@@ -150,10 +151,9 @@ async def test_a_draw_cannot_be_sealed_twice_nor_a_record_of_the_log_changed(
 ) -> None:
     creator = await sandbox_creator()
     post = await create_post(engine, live_server, creator, 30)
-    draw_id = await create_draw(engine, creator, [post], ONE_WINNER)
-    assert await engines.runner().run_next(asyncio.Event())
-    draw = await load_draw(engine, draw_id)
-    assert draw.status == "completed" and draw.certificate is not None
+    draw = await drawn(engines, engine, creator, [post], ONE_WINNER)
+    draw_id = draw.id
+    assert draw.certificate is not None
     sealed = draw.certificate["sealed"]
     members = {name: sealed[name] for name in ("opened", "counts", "merkle_root", "collected_root", "beacon")}
 
@@ -176,8 +176,7 @@ async def test_a_forked_log_shown_to_the_witness_is_refused(
 ) -> None:
     creator = await sandbox_creator()
     post = await create_post(engine, live_server, creator, 30)
-    await create_draw(engine, creator, [post], ONE_WINNER)
-    assert await engines.runner().run_next(asyncio.Event())
+    await drawn(engines, engine, creator, [post], ONE_WINNER)
     settings = live_server.settings
     key = current_signing_key(settings)
     witness = live_server.witness
@@ -226,9 +225,7 @@ async def test_a_certificate_re_signed_with_another_rounds_randomness_does_not_v
 ) -> None:
     creator = await sandbox_creator()
     post = await create_post(engine, live_server, creator, 50)
-    draw_id = await create_draw(engine, creator, [post], ONE_WINNER)
-    assert await engines.runner().run_next(asyncio.Event())
-    draw = await load_draw(engine, draw_id)
+    draw = await drawn(engines, engine, creator, [post], ONE_WINNER)
     assert draw.certificate is not None
     keys = await save(client, "/.well-known/cleack-signing-key", tmp_path / "keys.json")
     original = await save(client, f"/certificates/{draw.certificate_hash}.json", tmp_path / "original.json")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,9 @@ from tests.conftest import LiveServer
 from tests.draws.sandbox_draws import (
     RULES_OFF,
     Engines,
-    create_draw,
     create_post,
+    drawn,
     engines,
-    load_draw,
     sandbox_creator,
     save,
     verify,
@@ -36,9 +34,7 @@ async def test_the_log_lists_a_draws_records_and_a_range_of_them_verifies_its_ce
 ) -> None:
     creator = await sandbox_creator()
     post = await create_post(engine, live_server, creator, 20)
-    draw_id = await create_draw(engine, creator, [post], RULES_OFF)
-    assert await engines.runner().run_next(asyncio.Event())
-    draw = await load_draw(engine, draw_id)
+    draw = await drawn(engines, engine, creator, [post], RULES_OFF)
     assert draw.certificate is not None
     opened, sealed = draw.certificate["opened"], draw.certificate["sealed"]
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -228,23 +228,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Emulator) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free local port in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+def serve_in_thread(app: Any, port: int, what: str, lifespan: Literal["auto", "on", "off"] = "on") -> Iterator[None]:
+    """An ASGI app served by uvicorn on 127.0.0.1:`port`, in a thread, until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fake server did not start")
+            raise RuntimeError(f"the {what} did not start")
         time.sleep(0.02)
-    app.base_url = f"http://127.0.0.1:{port}"
     try:
-        yield app.base_url
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve(app: Emulator) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free local port in a thread; yields its base URL."""
+    port = free_port()
+    app.base_url = f"http://127.0.0.1:{port}"
+    with serve_in_thread(app, port, "fake server", lifespan="off"):
+        yield app.base_url
 
 
 async def consent(http: httpx.AsyncClient, authorization_url: str) -> dict[str, str]:
