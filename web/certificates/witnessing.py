@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # A witness that keeps answering 409 is racing other submitters; after this many tries the head waits.
 CONFLICT_RETRIES = 4
+# Record hashes sent in one request at most (a witness refuses bodies over 1 MiB: about 23,000 hashes).
+CATCH_UP_RECORDS = 10_000
+WITNESS_PROBE_SECONDS = 5.0
 
 
 class WitnessingFailed(Exception):
@@ -69,12 +72,21 @@ class _Overtaken(Exception):
     """The witness already knows a longer log than this checkpoint's: a newer checkpoint is needed."""
 
 
-async def _submit(db: AsyncSession, http: httpx.AsyncClient, witness: Witness, size: int, note: str) -> tuple[str, int]:
+async def _submit(
+    db: AsyncSession, http: httpx.AsyncClient, settings: Settings, witness: Witness, size: int, note: str
+) -> tuple[str, int]:
     old = await _known_size(db, witness)
     for _ in range(CONFLICT_RETRIES):
         if old > size:
             raise _Overtaken
         try:
+            # A witness far behind catches up through intermediate heads, so that each request stays small.
+            while size - old > CATCH_UP_RECORDS:
+                step = old + CATCH_UP_RECORDS
+                head = await head_at(db, step)
+                step_note = sign_checkpoint(settings.log_name, step, head, current_signing_key(settings, utcnow()))
+                await add_checkpoint(http, witness.url, old, await record_hashes(db, old, step), step_note, witness.key)
+                old = step
             cosigned = await add_checkpoint(
                 http, witness.url, old, await record_hashes(db, old, size), note, witness.key
             )
@@ -100,7 +112,7 @@ async def cosign_log(
             rows, problems, overtaken = [], [], False
             for witness in witnesses:
                 try:
-                    line, timestamp = await _submit(db, http, witness, size, note)
+                    line, timestamp = await _submit(db, http, settings, witness, size, note)
                 except _Overtaken:
                     overtaken = True
                     break
@@ -126,6 +138,18 @@ async def cosign_log(
             await db.commit()
             return Cosigned(size, note, rows)
     raise WitnessingFailed("the log kept growing faster than its witnesses could be asked")
+
+
+async def a_witness_answers(settings: Settings, http: httpx.AsyncClient) -> bool:
+    """Whether one of the witnesses is up and is the one configured (its key is the one WITNESSES names)."""
+    for witness in configured_witnesses(settings):
+        try:
+            answer = await http.get(f"{witness.url}/key", timeout=WITNESS_PROBE_SECONDS)
+        except httpx.HTTPError:
+            continue
+        if answer.status_code == 200 and answer.text.strip() == witness.key.text:
+            return True
+    return False
 
 
 async def first_cosigned(db: AsyncSession, size: int) -> Cosigned | None:

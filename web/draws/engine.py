@@ -268,6 +268,7 @@ class DrawRun:
         self.lease.check_shutdown()
         started = time.monotonic()
         sealing = Sealing(self)
+        await sealing.wait_for_a_witness()
         async with SealedEntries(self.writer, self.draw.id, one_platform=one_platform(self.draw.sources)) as entries:
             assert entries.roots is not None
             sealed = await sealing.seal(verdicts, entries.roots)

@@ -10,8 +10,10 @@ once, and entries changed after the seal make it fail (in public) instead of bei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,13 @@ from web.certificates.log import (
     with_log_entry,
 )
 from web.certificates.models import LogRecord
-from web.certificates.witnessing import Cosigned, WitnessingFailed, cosign_log, first_cosigned
+from web.certificates.witnessing import (
+    Cosigned,
+    WitnessingFailed,
+    a_witness_answers,
+    cosign_log,
+    first_cosigned,
+)
 from web.draws.history import record_history
 from web.draws.lease import PROGRESS_CHANNEL, DrawFailed, RunStopped
 from web.draws.models import Draw
@@ -50,6 +58,9 @@ log = logging.getLogger(__name__)
 ROUND_GRACE = datetime.timedelta(minutes=2)
 # Pause between two attempts at the witnesses while the round is still to come.
 WITNESS_RETRY_SECONDS = 0.5
+# Before sealing: how often a silent witness is asked again, and for how long at most.
+WITNESS_POLL_SECONDS = 10.0
+WITNESS_WAIT_SECONDS = 600.0
 
 
 def seal_members(roots: Roots) -> dict[str, Any]:
@@ -130,6 +141,42 @@ class Sealing:
         self.progress.mark_written()
         log.info("draw sealed", extra={"draw": str(self.draw.id), "seq": sealed.seq, "round": round_})
         return sealed
+
+    async def wait_for_a_witness(self) -> None:
+        """Before sealing, a witness must answer: a seal not witnessed before its round would fail the draw in
+        public, so while none answers the draw waits, unsealed, and says so."""
+        async with self.engine.session_maker() as db:
+            sealed = await draw_record(db, self.draw.id, "sealed")
+            await db.commit()
+        if sealed is not None:
+            return
+        if not self.engine.settings.witnesses:
+            raise DrawFailed(
+                "No witness of the public log is configured (WITNESSES), so the draw cannot be sealed; "
+                "your credits were given back."
+            )
+        waited = False
+        deadline = time.monotonic() + WITNESS_WAIT_SECONDS
+        while not await a_witness_answers(self.engine.settings, self.engine.http):
+            if time.monotonic() >= deadline:
+                raise DrawFailed(
+                    f"No witness of the public log answered for {WITNESS_WAIT_SECONDS / 60:.0f} minutes, so the "
+                    "draw could not be sealed; your credits were given back."
+                )
+            until = utcnow() + datetime.timedelta(seconds=WITNESS_POLL_SECONDS)
+            self.progress.update(
+                stage="witness",
+                paused_until=until.isoformat(),
+                message="Waiting for the public log's witness to answer before sealing the entries.",
+            )
+            await self.progress.publish()
+            waited = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.lease.stopping.wait(), timeout=WITNESS_POLL_SECONDS)
+            self.lease.check_shutdown()
+        if waited:
+            self.progress.update(stage="selecting", paused_until=None, message=None)
+            await self.progress.publish()
 
     def _same_entries(self, sealed: LogRecord, members: dict[str, Any]) -> LogRecord:
         record = sealed.record
