@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +23,7 @@ from tests.draws.sandbox_draws import (
     wait_for,
 )
 from tests.fakes.server import free_port, serve_in_thread
+from web.certificates import witnessing
 from web.db import session_factory
 from web.draws import sealing
 from web.draws.engine import DrawEngine
@@ -71,3 +73,34 @@ async def test_a_draw_waits_unsealed_while_no_witness_answers_then_completes_whe
     draw = await load_draw(engine, draw_id)
     assert draw.status == "completed", draw.error
     assert [entry["kind"] for entry in draw.progress["log"]] == ["opened", "sealed", "certified"]
+
+
+async def test_a_new_witness_catches_up_on_the_whole_log_a_few_records_at_a_time(
+    sandbox_creator: Any,
+    engine: AsyncEngine,
+    live_server: LiveServer,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    creator = await sandbox_creator()
+    post = await create_post(engine, live_server, creator, 10)
+    for _ in range(3):
+        await create_draw(engine, creator, [post], RULES_OFF)
+    monkeypatch.setattr(witnessing, "CATCH_UP_RECORDS", 2)
+    app = create_witness_app(
+        WitnessConfig(data_dir=tmp_path / "new", name="witness.test/new", log_keys=log_keys(live_server.settings))
+    )
+    port = free_port()
+    settings = dataclasses.replace(
+        live_server.settings, witnesses=(f"http://127.0.0.1:{port} {app.state.witness.verifier_key.text}",)
+    )
+
+    with serve_in_thread(app, port, "witness"):
+        async with httpx.AsyncClient(timeout=10) as http:
+            cosigned = await witnessing.cosign_log(session_factory(engine), settings, http)
+
+    history = (tmp_path / "new" / "history.jsonl").read_text().splitlines()
+    assert cosigned.size >= 3 and len(cosigned.cosignatures) == 1
+    assert len(history) == -(-cosigned.size // 2), "one cosigned head every two records, then the last"
+    assert app.state.witness.latest(settings.log_name).note.startswith(f"{settings.log_name}\n{cosigned.size}\n")
