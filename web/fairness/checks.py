@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,6 +163,36 @@ def check_previous(report: VerificationReport, cert: Mapping[str, Any], previous
         f"previous_certificate_hash is the hash of the given previous certificate ({digest})"
         if linked
         else f"previous_certificate_hash is {cert['previous_certificate_hash']}, the given previous one is {digest}",
+    )
+
+
+def check_seed_and_picks(report: VerificationReport, cert: Mapping[str, Any], selection: Any, formula: str) -> None:
+    """The stated seed is `selection`'s (derived by `formula`, as the message says), and so are the picks."""
+    matches = selection.seed.hex() == cert["seed"]
+    report.add(
+        "seed",
+        matches,
+        f"{formula} " + ("is the stated seed" if matches else f"is {selection.seed.hex()}, not the stated seed"),
+    )
+    check_picks(report, cert, selection.winner_indices, selection.alternate_indices)
+
+
+def check_winner_leaves(
+    report: VerificationReport, cert: Mapping[str, Any], leaf_of: Callable[[Mapping[str, Any]], bytes], what: str
+) -> None:
+    """Each listed leaf_hash is `leaf_of` its pick (`what` names that leaf in the messages)."""
+    wrong = [
+        f"{name} {pick['position']}"
+        for name in ("winners", "alternates")
+        for pick in cert[name]
+        if leaf_of(pick).hex() != pick["leaf_hash"]
+    ]
+    report.add(
+        "winner leaves",
+        not wrong,
+        f"each listed leaf_hash is {what} of its entry's fields"
+        if not wrong
+        else f"leaf_hash is not {what} of the entry's fields for {', '.join(wrong)}",
     )
 
 

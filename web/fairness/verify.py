@@ -19,8 +19,9 @@ from web.fairness.checks import (
     VerificationReport,
     certificate_signature_problem,
     check_certificate_hash,
-    check_picks,
     check_previous,
+    check_seed_and_picks,
+    check_winner_leaves,
     draw_problems,
     entry_of,
     is_hex64,
@@ -108,7 +109,7 @@ def verify_certificate(
         f"{counts['participants']} participants = {counts['eligible']} eligible + {excluded} excluded",
     )
     _check_selection(report, cert)
-    _check_winner_leaves(report, cert)
+    check_winner_leaves(report, cert, lambda pick: entry_of(pick).leaf_hash, "the hash")
     if keys is None:
         signature_not_checked(report, "the certificate's")
     else:
@@ -180,31 +181,8 @@ def _check_selection(report: VerificationReport, cert: Mapping[str, Any]) -> Non
         alternates_count=cert["config"]["alternates_count"],
         beacon=beacon,
     )
-    seed_matches = selection.seed.hex() == cert["seed"]
     source = "" if beacon is None else f" and beacon {beacon.source} round {beacon.round}"
-    report.add(
-        "seed",
-        seed_matches,
-        f"HMAC-SHA256(secret, merkle_root ‖ draw id{source}) "
-        + ("is the stated seed" if seed_matches else f"is {selection.seed.hex()}, not the stated seed"),
-    )
-    check_picks(report, cert, selection.winner_indices, selection.alternate_indices)
-
-
-def _check_winner_leaves(report: VerificationReport, cert: Mapping[str, Any]) -> None:
-    wrong = [
-        f"{name} {pick['position']}"
-        for name in ("winners", "alternates")
-        for pick in cert[name]
-        if entry_of(pick).leaf_hash.hex() != pick["leaf_hash"]
-    ]
-    report.add(
-        "winner leaves",
-        not wrong,
-        "each listed leaf_hash is the hash of its entry's fields"
-        if not wrong
-        else f"leaf_hash does not match the entry's fields for {', '.join(wrong)}",
-    )
+    check_seed_and_picks(report, cert, selection, f"HMAC-SHA256(secret, merkle_root ‖ draw id{source})")
 
 
 def verify_chain(certs: Sequence[Mapping[str, Any]]) -> VerificationReport:

@@ -11,8 +11,9 @@ from web.fairness.checks import (
     VerificationReport,
     certificate_signature_problem,
     check_certificate_hash,
-    check_picks,
     check_previous,
+    check_seed_and_picks,
+    check_winner_leaves,
     draw_problems,
     entry_of,
     is_hex64,
@@ -80,7 +81,9 @@ def verify_certificate_v2(
     _check_witness(report, cert, witnesses)
     _check_beacon(report, cert)
     _check_seed_and_selection(report, cert)
-    _check_winner_leaves(report, cert)
+    check_winner_leaves(
+        report, cert, lambda pick: leaf_v2(entry_of(pick), bytes.fromhex(pick["salt"])), "the salted leaf"
+    )
     _check_signatures(report, cert, keys)
     if previous is not None:
         check_previous(report, cert, previous)
@@ -279,30 +282,8 @@ def _check_seed_and_selection(report: VerificationReport, cert: Mapping[str, Any
         winners_count=cert["config"]["winners_count"],
         alternates_count=cert["config"]["alternates_count"],
     )
-    matches = selection.seed.hex() == cert["seed"]
-    report.add(
-        "seed",
-        matches,
-        f"SHA-256(\"{ALGORITHM_V2}\" ‖ the sealed record's hash ‖ round {beacon['round']}'s randomness) "
-        + ("is the stated seed" if matches else f"is {selection.seed.hex()}, not the stated seed"),
-    )
-    check_picks(report, cert, selection.winner_indices, selection.alternate_indices)
-
-
-def _check_winner_leaves(report: VerificationReport, cert: Mapping[str, Any]) -> None:
-    wrong = [
-        f"{name} {pick['position']}"
-        for name in ("winners", "alternates")
-        for pick in cert[name]
-        if leaf_v2(entry_of(pick), bytes.fromhex(pick["salt"])).hex() != pick["leaf_hash"]
-    ]
-    report.add(
-        "winner leaves",
-        not wrong,
-        "each listed leaf_hash is the salted leaf of its entry's fields"
-        if not wrong
-        else f"leaf_hash is not the salted leaf of the entry's fields for {', '.join(wrong)}",
-    )
+    formula = f"SHA-256(\"{ALGORITHM_V2}\" ‖ the sealed record's hash ‖ round {beacon['round']}'s randomness)"
+    check_seed_and_picks(report, cert, selection, formula)
 
 
 def _check_signatures(
