@@ -18,12 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from web.certificates.keys import current_signing_key
 from web.certificates.models import LogRecord
-from web.fairness.log import ZERO_HEAD, build_record, next_head
+from web.fairness.log import FINAL_KINDS, ZERO_HEAD, build_record, next_head
 from web.settings import Settings
 
 # Serialises appending to the log, and issuing certificates (each names the one issued before it).
 LOG_LOCK = 0x436C6561636B
-FINAL_KINDS = ("certified", "failed", "cancelled")
 
 
 def utcnow() -> datetime.datetime:
@@ -41,11 +40,7 @@ async def append_record(
     """Sign and append one record in the caller's transaction (which commits it); IntegrityError when the draw
     already has a record of that kind."""
     await lock_log(db)
-    last = (
-        await db.execute(
-            sa.select(LogRecord.seq, LogRecord.head, LogRecord.created_at).order_by(LogRecord.seq.desc()).limit(1)
-        )
-    ).first()
+    last = (await db.execute(sa.select(LogRecord.seq, LogRecord.head).order_by(LogRecord.seq.desc()).limit(1))).first()
     seq = last.seq + 1 if last is not None else 1
     head = bytes.fromhex(last.head) if last is not None else ZERO_HEAD
     at = utcnow()

@@ -11,7 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from web.certificates.log import log_size, records_between
+from web.certificates.log import draw_records, log_size, records_between
 from web.certificates.models import LogCosignature, LogRecord
 from web.fairness.canonical import canonical_json
 from web.forms import clean_page
@@ -80,15 +80,10 @@ class LogController(Controller):
         row = await db_session.get(LogRecord, seq) if 1 <= seq < 1 << 62 else None
         if row is None:
             raise NotFoundException()
-        siblings = await db_session.scalars(
-            sa.select(LogRecord).where(LogRecord.draw_id == row.draw_id).order_by(LogRecord.seq)
-        )
+        siblings = await draw_records(db_session, row.draw_id)
         certified = next((sibling for sibling in siblings if sibling.kind == "certified"), None)
-        siblings = await db_session.scalars(
-            sa.select(LogRecord).where(LogRecord.draw_id == row.draw_id).order_by(LogRecord.seq)
-        )
         return render(
             request,
             "log/record.html",
-            {"row": row, "draw_records": list(siblings), "certified": certified, "canonical": canonical_json},
+            {"row": row, "draw_records": siblings, "certified": certified, "canonical": canonical_json},
         )

@@ -12,8 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from web.base import JSONB, created_at_column, in_list
-
-LOG_KINDS = ("opened", "sealed", "certified", "failed", "cancelled")
+from web.fairness.log import KINDS
 
 
 class LogRecord(orm_registry.generate_base()):  # type: ignore[misc]
@@ -23,7 +22,7 @@ class LogRecord(orm_registry.generate_base()):  # type: ignore[misc]
     __table_args__ = (
         # One record of each kind per draw: a second seal of a draw cannot be appended.
         sa.UniqueConstraint("draw_id", "kind", name="uq_log_records_draw_kind"),
-        in_list("kind", LOG_KINDS, "kind_valid"),
+        in_list("kind", KINDS, "kind_valid"),
         sa.CheckConstraint("seq >= 1", name="seq_positive"),
         sa.Index("ix_log_records_subjects", "subjects", postgresql_using="gin"),
     )
