@@ -19,6 +19,7 @@ from tests.draws.sandbox_draws import (
     Engines,
     create_draw,
     create_post,
+    drawn,
     engines,
     load_draw,
     sandbox_creator,
@@ -39,15 +40,10 @@ async def run_draws(
     engines: Engines, sandbox_creator: Any, engine: AsyncEngine, live_server: LiveServer, count: int
 ) -> list[Draw]:
     creator = await sandbox_creator()
-    draws = []
-    for _ in range(count):
-        post = await create_post(engine, live_server, creator, 60)
-        draw_id = await create_draw(engine, creator, [post], KEYWORD)
-        assert await engines.runner().run_next(asyncio.Event())
-        draw = await load_draw(engine, draw_id)
-        assert draw.status == "completed", draw.error
-        draws.append(draw)
-    return draws
+    return [
+        await drawn(engines, engine, creator, [await create_post(engine, live_server, creator, 60)], KEYWORD)
+        for _ in range(count)
+    ]
 
 
 async def test_the_chain_lists_every_certificate_newest_first_each_naming_the_one_before(
